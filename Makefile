@@ -1,0 +1,104 @@
+# Flotilla: a Kubernetes node autoscaler. `make help` lists the targets.
+# Needs only Go and the module proxy (plus moto_server for the local AWS).
+
+SHELL      := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+ROOT       := $(CURDIR)
+TOOLBIN    := $(ROOT)/.bin
+BIN        := $(ROOT)/bin
+export PATH := $(TOOLBIN):$(PATH)
+VERSION    ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS    := -X github.com/flotilla-dev/flotilla/services/internal/config.Version=$(VERSION)
+# Every module of the workspace (tools/ modules are outside it on purpose).
+MODULES    := api gen services/internal services/planner services/actuator services/watcher test
+SERVICES   := planner actuator watcher
+E2E_TIMEOUT ?= 40m
+
+.PHONY: help
+help: ## list targets
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
+
+## ---- tools -------------------------------------------------------------
+
+$(TOOLBIN)/.dev-tools: tools/dev/go.mod tools/dev/go.sum
+	cd tools/dev && GOWORK=off GOBIN=$(TOOLBIN) go install tool
+	touch $@
+
+.PHONY: tools
+tools: $(TOOLBIN)/.dev-tools ## build buf, grpcurl, grpc-health-probe, controller-gen, benchstat into .bin
+
+.PHONY: controlplane
+controlplane: ## build (or reuse from ~/.cache/flotilla) etcd, kube-apiserver, -scheduler, -controller-manager, kwok
+	tools/controlplane/build.sh
+
+.PHONY: jaeger
+jaeger: ## build (or reuse from ~/.cache/flotilla) Jaeger v2
+	tools/jaeger/build.sh
+
+## ---- code generation and hygiene ----------------------------------------
+
+.PHONY: generate
+generate: tools ## regenerate protobuf Go code, deepcopy functions and CRD YAML
+	buf generate
+	controller-gen object paths=./api/... 
+	controller-gen crd:allowDangerousTypes=false paths=./api/... output:crd:artifacts:config=api/crds
+
+.PHONY: fmt
+fmt: tools ## gofmt and buf format in place
+	gofmt -w $$(git ls-files '*.go' | grep -v '^tools/')
+	buf format -w
+
+.PHONY: lint
+lint: tools ## buf lint and go vet on every module
+	buf lint
+	for m in $(MODULES); do (cd $$m && go vet ./...); done
+
+.PHONY: verify
+verify: generate ## fail when generate, go mod tidy, gofmt or buf format would change anything
+	for m in $(MODULES) tools/dev tools/jaeger tools/controlplane; do \
+	  (cd $$m && GOWORK=off GOFLAGS=-mod=mod go mod tidy); done
+	test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); exit 1; }
+	buf format -d --exit-code
+	buf lint
+	for m in $(MODULES); do (cd $$m && go vet ./...); done
+	git diff --exit-code -- . ':!*.sum' || { echo "make verify: the files above are out of date; run make generate / go mod tidy / make fmt and commit"; exit 1; }
+	test -z "$$(git status --porcelain --untracked-files=all -- api gen proto)" || { git status --short -- api gen proto; echo "make verify: untracked generated files"; exit 1; }
+
+## ---- build -----------------------------------------------------------------
+
+.PHONY: build
+build: ## build bin/planner, bin/actuator, bin/watcher and the local-environment programs
+	mkdir -p $(BIN)
+	for s in $(SERVICES); do (cd services/$$s && go build -ldflags "$(LDFLAGS)" -o $(BIN)/$$s ./cmd/$$s); done
+	cd test && go build -o $(BIN)/localenv ./cmd/localenv && go build -o $(BIN)/kubelet-sim ./cmd/kubelet-sim
+
+## ---- tests ---------------------------------------------------------------
+
+.PHONY: test
+test: unit e2e ## every test: unit tests of every module, then the end-to-end tests on a real local stack
+
+.PHONY: unit
+unit: ## unit and integration tests of every module (no control plane needed)
+	for m in $(MODULES); do echo "== $$m"; (cd $$m && go test -count=1 ./...); done
+
+.PHONY: e2e
+e2e: controlplane build ## end-to-end tests: real apiserver, scheduler, kwok, moto_server and the three services
+	cd test && FLOTILLA_BIN=$(BIN) go test -count=1 -timeout $(E2E_TIMEOUT) ./e2e/...
+
+.PHONY: bench
+bench: ## solver and watcher benchmarks (figures in bench.txt; compare runs with benchstat)
+	cd services/planner && go test -run '^$$' -bench . -benchmem -count 6 ./... | tee $(ROOT)/bench.txt
+
+## ---- local environment -------------------------------------------------
+
+.PHONY: up
+up: controlplane build ## start the local environment (control plane, moto, simulated kubelet, the three services)
+	$(BIN)/localenv up
+
+.PHONY: down
+down: ## stop everything `make up` started
+	$(BIN)/localenv down 2>/dev/null || true
+
+.PHONY: demo
+demo: up ## bring up the environment, apply an example NodePool, scale a Deployment up and down
+	$(BIN)/localenv demo
