@@ -40,8 +40,7 @@ jaeger: ## build (or reuse from ~/.cache/flotilla) Jaeger v2
 .PHONY: generate
 generate: tools ## regenerate protobuf Go code, deepcopy functions and CRD YAML
 	buf generate
-	controller-gen object paths=./api/... 
-	controller-gen crd:allowDangerousTypes=false paths=./api/... output:crd:artifacts:config=api/crds
+	cd api && GOWORK=off controller-gen object crd paths=./karpenter/... paths=./aws/... output:crd:artifacts:config=crds
 
 .PHONY: fmt
 fmt: tools ## gofmt and buf format in place

@@ -1271,8 +1271,13 @@ type Node struct {
 	// Price the planner should assume for this node ($/h); 0 when unknown.
 	PricePerHour float64 `protobuf:"fixed64,11,opt,name=price_per_hour,json=pricePerHour,proto3" json:"price_per_hour,omitempty"`
 	// Being deleted (deletionTimestamp set) or tainted karpenter.sh/disrupted.
-	Deleting      bool              `protobuf:"varint,12,opt,name=deleting,proto3" json:"deleting,omitempty"`
-	Annotations   map[string]string `protobuf:"bytes,13,rep,name=annotations,proto3" json:"annotations,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	Deleting    bool              `protobuf:"varint,12,opt,name=deleting,proto3" json:"deleting,omitempty"`
+	Annotations map[string]string `protobuf:"bytes,13,rep,name=annotations,proto3" json:"annotations,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// Last time a pod was bound to or left the node, as far as the watcher
+	// knows: the start of the node's current empty (or busy) spell. Never
+	// earlier than the node's creation; after a watcher restart, no earlier
+	// than the restart, so emptiness is never over-counted.
+	LastPodEvent  *timestamppb.Timestamp `protobuf:"bytes,14,opt,name=last_pod_event,json=lastPodEvent,proto3" json:"last_pod_event,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1394,6 +1399,13 @@ func (x *Node) GetDeleting() bool {
 func (x *Node) GetAnnotations() map[string]string {
 	if x != nil {
 		return x.Annotations
+	}
+	return nil
+}
+
+func (x *Node) GetLastPodEvent() *timestamppb.Timestamp {
+	if x != nil {
+		return x.LastPodEvent
 	}
 	return nil
 }
@@ -2877,7 +2889,7 @@ const file_flotilla_cluster_v1_objects_proto_rawDesc = "" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1a?\n" +
 	"\x11NodeSelectorEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xd1\x05\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x93\x06\n" +
 	"\x04Node\x12\x1b\n" +
 	"\x04name\x18\x01 \x01(\tB\a\xbaH\x04r\x02\x10\x01R\x04name\x12\x1f\n" +
 	"\vprovider_id\x18\x02 \x01(\tR\n" +
@@ -2894,7 +2906,8 @@ const file_flotilla_cluster_v1_objects_proto_rawDesc = "" +
 	" \x01(\v2\x1a.google.protobuf.TimestampR\acreated\x12$\n" +
 	"\x0eprice_per_hour\x18\v \x01(\x01R\fpricePerHour\x12\x1a\n" +
 	"\bdeleting\x18\f \x01(\bR\bdeleting\x12L\n" +
-	"\vannotations\x18\r \x03(\v2*.flotilla.cluster.v1.Node.AnnotationsEntryR\vannotations\x1a9\n" +
+	"\vannotations\x18\r \x03(\v2*.flotilla.cluster.v1.Node.AnnotationsEntryR\vannotations\x12@\n" +
+	"\x0elast_pod_event\x18\x0e \x01(\v2\x1a.google.protobuf.TimestampR\flastPodEvent\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1a>\n" +
@@ -3163,55 +3176,56 @@ var file_flotilla_cluster_v1_objects_proto_depIdxs = []int32{
 	1,  // 30: flotilla.cluster.v1.Node.allocatable:type_name -> flotilla.cluster.v1.Resources
 	44, // 31: flotilla.cluster.v1.Node.created:type_name -> google.protobuf.Timestamp
 	35, // 32: flotilla.cluster.v1.Node.annotations:type_name -> flotilla.cluster.v1.Node.AnnotationsEntry
-	44, // 33: flotilla.cluster.v1.Condition.last_transition:type_name -> google.protobuf.Timestamp
-	2,  // 34: flotilla.cluster.v1.NodeClaim.requirements:type_name -> flotilla.cluster.v1.Requirement
-	1,  // 35: flotilla.cluster.v1.NodeClaim.requests:type_name -> flotilla.cluster.v1.Resources
-	36, // 36: flotilla.cluster.v1.NodeClaim.labels:type_name -> flotilla.cluster.v1.NodeClaim.LabelsEntry
-	10, // 37: flotilla.cluster.v1.NodeClaim.taints:type_name -> flotilla.cluster.v1.Taint
-	10, // 38: flotilla.cluster.v1.NodeClaim.startup_taints:type_name -> flotilla.cluster.v1.Taint
-	1,  // 39: flotilla.cluster.v1.NodeClaim.capacity:type_name -> flotilla.cluster.v1.Resources
-	1,  // 40: flotilla.cluster.v1.NodeClaim.allocatable:type_name -> flotilla.cluster.v1.Resources
-	17, // 41: flotilla.cluster.v1.NodeClaim.conditions:type_name -> flotilla.cluster.v1.Condition
-	44, // 42: flotilla.cluster.v1.NodeClaim.created:type_name -> google.protobuf.Timestamp
-	37, // 43: flotilla.cluster.v1.NodeClaim.annotations:type_name -> flotilla.cluster.v1.NodeClaim.AnnotationsEntry
-	45, // 44: flotilla.cluster.v1.DisruptionBudget.duration:type_name -> google.protobuf.Duration
-	45, // 45: flotilla.cluster.v1.Disruption.consolidate_after:type_name -> google.protobuf.Duration
-	19, // 46: flotilla.cluster.v1.Disruption.budgets:type_name -> flotilla.cluster.v1.DisruptionBudget
-	38, // 47: flotilla.cluster.v1.Kubelet.kube_reserved:type_name -> flotilla.cluster.v1.Kubelet.KubeReservedEntry
-	39, // 48: flotilla.cluster.v1.Kubelet.system_reserved:type_name -> flotilla.cluster.v1.Kubelet.SystemReservedEntry
-	40, // 49: flotilla.cluster.v1.Kubelet.eviction_hard:type_name -> flotilla.cluster.v1.Kubelet.EvictionHardEntry
-	2,  // 50: flotilla.cluster.v1.NodePool.requirements:type_name -> flotilla.cluster.v1.Requirement
-	41, // 51: flotilla.cluster.v1.NodePool.labels:type_name -> flotilla.cluster.v1.NodePool.LabelsEntry
-	10, // 52: flotilla.cluster.v1.NodePool.taints:type_name -> flotilla.cluster.v1.Taint
-	10, // 53: flotilla.cluster.v1.NodePool.startup_taints:type_name -> flotilla.cluster.v1.Taint
-	42, // 54: flotilla.cluster.v1.NodePool.limits:type_name -> flotilla.cluster.v1.NodePool.LimitsEntry
-	20, // 55: flotilla.cluster.v1.NodePool.disruption:type_name -> flotilla.cluster.v1.Disruption
-	45, // 56: flotilla.cluster.v1.NodePool.expire_after:type_name -> google.protobuf.Duration
-	21, // 57: flotilla.cluster.v1.NodePool.kubelet:type_name -> flotilla.cluster.v1.Kubelet
-	45, // 58: flotilla.cluster.v1.NodePool.termination_grace_period:type_name -> google.protobuf.Duration
-	2,  // 59: flotilla.cluster.v1.Image.requirements:type_name -> flotilla.cluster.v1.Requirement
-	23, // 60: flotilla.cluster.v1.NodeClass.subnets:type_name -> flotilla.cluster.v1.Subnet
-	24, // 61: flotilla.cluster.v1.NodeClass.images:type_name -> flotilla.cluster.v1.Image
-	21, // 62: flotilla.cluster.v1.NodeClass.kubelet:type_name -> flotilla.cluster.v1.Kubelet
-	15, // 63: flotilla.cluster.v1.DaemonSet.template:type_name -> flotilla.cluster.v1.Pod
-	6,  // 64: flotilla.cluster.v1.PodDisruptionBudget.selector:type_name -> flotilla.cluster.v1.LabelSelector
-	1,  // 65: flotilla.cluster.v1.InstanceType.capacity:type_name -> flotilla.cluster.v1.Resources
-	43, // 66: flotilla.cluster.v1.InstanceType.labels:type_name -> flotilla.cluster.v1.InstanceType.LabelsEntry
-	28, // 67: flotilla.cluster.v1.InstanceType.offerings:type_name -> flotilla.cluster.v1.Offering
-	15, // 68: flotilla.cluster.v1.Snapshot.pods:type_name -> flotilla.cluster.v1.Pod
-	16, // 69: flotilla.cluster.v1.Snapshot.nodes:type_name -> flotilla.cluster.v1.Node
-	18, // 70: flotilla.cluster.v1.Snapshot.node_claims:type_name -> flotilla.cluster.v1.NodeClaim
-	22, // 71: flotilla.cluster.v1.Snapshot.node_pools:type_name -> flotilla.cluster.v1.NodePool
-	25, // 72: flotilla.cluster.v1.Snapshot.node_classes:type_name -> flotilla.cluster.v1.NodeClass
-	26, // 73: flotilla.cluster.v1.Snapshot.daemon_sets:type_name -> flotilla.cluster.v1.DaemonSet
-	27, // 74: flotilla.cluster.v1.Snapshot.pod_disruption_budgets:type_name -> flotilla.cluster.v1.PodDisruptionBudget
-	29, // 75: flotilla.cluster.v1.Snapshot.instance_types:type_name -> flotilla.cluster.v1.InstanceType
-	44, // 76: flotilla.cluster.v1.Snapshot.now:type_name -> google.protobuf.Timestamp
-	77, // [77:77] is the sub-list for method output_type
-	77, // [77:77] is the sub-list for method input_type
-	77, // [77:77] is the sub-list for extension type_name
-	77, // [77:77] is the sub-list for extension extendee
-	0,  // [0:77] is the sub-list for field type_name
+	44, // 33: flotilla.cluster.v1.Node.last_pod_event:type_name -> google.protobuf.Timestamp
+	44, // 34: flotilla.cluster.v1.Condition.last_transition:type_name -> google.protobuf.Timestamp
+	2,  // 35: flotilla.cluster.v1.NodeClaim.requirements:type_name -> flotilla.cluster.v1.Requirement
+	1,  // 36: flotilla.cluster.v1.NodeClaim.requests:type_name -> flotilla.cluster.v1.Resources
+	36, // 37: flotilla.cluster.v1.NodeClaim.labels:type_name -> flotilla.cluster.v1.NodeClaim.LabelsEntry
+	10, // 38: flotilla.cluster.v1.NodeClaim.taints:type_name -> flotilla.cluster.v1.Taint
+	10, // 39: flotilla.cluster.v1.NodeClaim.startup_taints:type_name -> flotilla.cluster.v1.Taint
+	1,  // 40: flotilla.cluster.v1.NodeClaim.capacity:type_name -> flotilla.cluster.v1.Resources
+	1,  // 41: flotilla.cluster.v1.NodeClaim.allocatable:type_name -> flotilla.cluster.v1.Resources
+	17, // 42: flotilla.cluster.v1.NodeClaim.conditions:type_name -> flotilla.cluster.v1.Condition
+	44, // 43: flotilla.cluster.v1.NodeClaim.created:type_name -> google.protobuf.Timestamp
+	37, // 44: flotilla.cluster.v1.NodeClaim.annotations:type_name -> flotilla.cluster.v1.NodeClaim.AnnotationsEntry
+	45, // 45: flotilla.cluster.v1.DisruptionBudget.duration:type_name -> google.protobuf.Duration
+	45, // 46: flotilla.cluster.v1.Disruption.consolidate_after:type_name -> google.protobuf.Duration
+	19, // 47: flotilla.cluster.v1.Disruption.budgets:type_name -> flotilla.cluster.v1.DisruptionBudget
+	38, // 48: flotilla.cluster.v1.Kubelet.kube_reserved:type_name -> flotilla.cluster.v1.Kubelet.KubeReservedEntry
+	39, // 49: flotilla.cluster.v1.Kubelet.system_reserved:type_name -> flotilla.cluster.v1.Kubelet.SystemReservedEntry
+	40, // 50: flotilla.cluster.v1.Kubelet.eviction_hard:type_name -> flotilla.cluster.v1.Kubelet.EvictionHardEntry
+	2,  // 51: flotilla.cluster.v1.NodePool.requirements:type_name -> flotilla.cluster.v1.Requirement
+	41, // 52: flotilla.cluster.v1.NodePool.labels:type_name -> flotilla.cluster.v1.NodePool.LabelsEntry
+	10, // 53: flotilla.cluster.v1.NodePool.taints:type_name -> flotilla.cluster.v1.Taint
+	10, // 54: flotilla.cluster.v1.NodePool.startup_taints:type_name -> flotilla.cluster.v1.Taint
+	42, // 55: flotilla.cluster.v1.NodePool.limits:type_name -> flotilla.cluster.v1.NodePool.LimitsEntry
+	20, // 56: flotilla.cluster.v1.NodePool.disruption:type_name -> flotilla.cluster.v1.Disruption
+	45, // 57: flotilla.cluster.v1.NodePool.expire_after:type_name -> google.protobuf.Duration
+	21, // 58: flotilla.cluster.v1.NodePool.kubelet:type_name -> flotilla.cluster.v1.Kubelet
+	45, // 59: flotilla.cluster.v1.NodePool.termination_grace_period:type_name -> google.protobuf.Duration
+	2,  // 60: flotilla.cluster.v1.Image.requirements:type_name -> flotilla.cluster.v1.Requirement
+	23, // 61: flotilla.cluster.v1.NodeClass.subnets:type_name -> flotilla.cluster.v1.Subnet
+	24, // 62: flotilla.cluster.v1.NodeClass.images:type_name -> flotilla.cluster.v1.Image
+	21, // 63: flotilla.cluster.v1.NodeClass.kubelet:type_name -> flotilla.cluster.v1.Kubelet
+	15, // 64: flotilla.cluster.v1.DaemonSet.template:type_name -> flotilla.cluster.v1.Pod
+	6,  // 65: flotilla.cluster.v1.PodDisruptionBudget.selector:type_name -> flotilla.cluster.v1.LabelSelector
+	1,  // 66: flotilla.cluster.v1.InstanceType.capacity:type_name -> flotilla.cluster.v1.Resources
+	43, // 67: flotilla.cluster.v1.InstanceType.labels:type_name -> flotilla.cluster.v1.InstanceType.LabelsEntry
+	28, // 68: flotilla.cluster.v1.InstanceType.offerings:type_name -> flotilla.cluster.v1.Offering
+	15, // 69: flotilla.cluster.v1.Snapshot.pods:type_name -> flotilla.cluster.v1.Pod
+	16, // 70: flotilla.cluster.v1.Snapshot.nodes:type_name -> flotilla.cluster.v1.Node
+	18, // 71: flotilla.cluster.v1.Snapshot.node_claims:type_name -> flotilla.cluster.v1.NodeClaim
+	22, // 72: flotilla.cluster.v1.Snapshot.node_pools:type_name -> flotilla.cluster.v1.NodePool
+	25, // 73: flotilla.cluster.v1.Snapshot.node_classes:type_name -> flotilla.cluster.v1.NodeClass
+	26, // 74: flotilla.cluster.v1.Snapshot.daemon_sets:type_name -> flotilla.cluster.v1.DaemonSet
+	27, // 75: flotilla.cluster.v1.Snapshot.pod_disruption_budgets:type_name -> flotilla.cluster.v1.PodDisruptionBudget
+	29, // 76: flotilla.cluster.v1.Snapshot.instance_types:type_name -> flotilla.cluster.v1.InstanceType
+	44, // 77: flotilla.cluster.v1.Snapshot.now:type_name -> google.protobuf.Timestamp
+	78, // [78:78] is the sub-list for method output_type
+	78, // [78:78] is the sub-list for method input_type
+	78, // [78:78] is the sub-list for extension type_name
+	78, // [78:78] is the sub-list for extension extendee
+	0,  // [0:78] is the sub-list for field type_name
 }
 
 func init() { file_flotilla_cluster_v1_objects_proto_init() }

@@ -11,6 +11,7 @@ import (
 	v1 "github.com/flotilla-dev/flotilla/gen/flotilla/cluster/v1"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
+	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
 	reflect "reflect"
 	sync "sync"
 	unsafe "unsafe"
@@ -228,7 +229,11 @@ type ReconcileResponse struct {
 	// watcher must send a snapshot.
 	Resync bool `protobuf:"varint,2,opt,name=resync,proto3" json:"resync,omitempty"`
 	// A plan for the state at acked_sequence, when there is something to do.
-	Plan          *v1.Plan `protobuf:"bytes,3,opt,name=plan,proto3" json:"plan,omitempty"`
+	Plan *v1.Plan `protobuf:"bytes,3,opt,name=plan,proto3" json:"plan,omitempty"`
+	// When set, the answer will change at this time even if the cluster does
+	// not (an empty node reaching its consolidateAfter): the watcher sends a
+	// delta carrying only the new time then.
+	RecheckAt     *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=recheck_at,json=recheckAt,proto3" json:"recheck_at,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -284,11 +289,18 @@ func (x *ReconcileResponse) GetPlan() *v1.Plan {
 	return nil
 }
 
+func (x *ReconcileResponse) GetRecheckAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.RecheckAt
+	}
+	return nil
+}
+
 var File_flotilla_planner_v1_planner_proto protoreflect.FileDescriptor
 
 const file_flotilla_planner_v1_planner_proto_rawDesc = "" +
 	"\n" +
-	"!flotilla/planner/v1/planner.proto\x12\x13flotilla.planner.v1\x1a\x1bbuf/validate/validate.proto\x1a flotilla/cluster/v1/events.proto\x1a!flotilla/cluster/v1/objects.proto\x1a\x1eflotilla/cluster/v1/plan.proto\"p\n" +
+	"!flotilla/planner/v1/planner.proto\x12\x13flotilla.planner.v1\x1a\x1bbuf/validate/validate.proto\x1a flotilla/cluster/v1/events.proto\x1a!flotilla/cluster/v1/objects.proto\x1a\x1eflotilla/cluster/v1/plan.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"p\n" +
 	"\vPlanRequest\x12A\n" +
 	"\bsnapshot\x18\x01 \x01(\v2\x1d.flotilla.cluster.v1.SnapshotB\x06\xbaH\x03\xc8\x01\x01R\bsnapshot\x12\x1e\n" +
 	"\n" +
@@ -306,11 +318,13 @@ const file_flotilla_planner_v1_planner_proto_rawDesc = "" +
 	"rejections\x12\x0e\n" +
 	"\x02id\x18\a \x01(\tR\x02id\"S\n" +
 	"\x10ReconcileRequest\x12?\n" +
-	"\x05event\x18\x01 \x01(\v2!.flotilla.cluster.v1.ClusterEventB\x06\xbaH\x03\xc8\x01\x01R\x05event\"\x81\x01\n" +
+	"\x05event\x18\x01 \x01(\v2!.flotilla.cluster.v1.ClusterEventB\x06\xbaH\x03\xc8\x01\x01R\x05event\"\xbc\x01\n" +
 	"\x11ReconcileResponse\x12%\n" +
 	"\x0eacked_sequence\x18\x01 \x01(\x04R\rackedSequence\x12\x16\n" +
 	"\x06resync\x18\x02 \x01(\bR\x06resync\x12-\n" +
-	"\x04plan\x18\x03 \x01(\v2\x19.flotilla.cluster.v1.PlanR\x04plan2\xb6\x01\n" +
+	"\x04plan\x18\x03 \x01(\v2\x19.flotilla.cluster.v1.PlanR\x04plan\x129\n" +
+	"\n" +
+	"recheck_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\trecheckAt2\xb6\x01\n" +
 	"\aPlanner\x12K\n" +
 	"\x04Plan\x12 .flotilla.planner.v1.PlanRequest\x1a!.flotilla.planner.v1.PlanResponse\x12^\n" +
 	"\tReconcile\x12%.flotilla.planner.v1.ReconcileRequest\x1a&.flotilla.planner.v1.ReconcileResponse(\x010\x01BDZBgithub.com/flotilla-dev/flotilla/gen/flotilla/planner/v1;plannerv1b\x06proto3"
@@ -329,18 +343,19 @@ func file_flotilla_planner_v1_planner_proto_rawDescGZIP() []byte {
 
 var file_flotilla_planner_v1_planner_proto_msgTypes = make([]protoimpl.MessageInfo, 4)
 var file_flotilla_planner_v1_planner_proto_goTypes = []any{
-	(*PlanRequest)(nil),       // 0: flotilla.planner.v1.PlanRequest
-	(*PlanResponse)(nil),      // 1: flotilla.planner.v1.PlanResponse
-	(*ReconcileRequest)(nil),  // 2: flotilla.planner.v1.ReconcileRequest
-	(*ReconcileResponse)(nil), // 3: flotilla.planner.v1.ReconcileResponse
-	(*v1.Snapshot)(nil),       // 4: flotilla.cluster.v1.Snapshot
-	(*v1.NodeClaimPlan)(nil),  // 5: flotilla.cluster.v1.NodeClaimPlan
-	(*v1.NodePlacement)(nil),  // 6: flotilla.cluster.v1.NodePlacement
-	(*v1.Unschedulable)(nil),  // 7: flotilla.cluster.v1.Unschedulable
-	(*v1.DisruptionPlan)(nil), // 8: flotilla.cluster.v1.DisruptionPlan
-	(*v1.Rejection)(nil),      // 9: flotilla.cluster.v1.Rejection
-	(*v1.ClusterEvent)(nil),   // 10: flotilla.cluster.v1.ClusterEvent
-	(*v1.Plan)(nil),           // 11: flotilla.cluster.v1.Plan
+	(*PlanRequest)(nil),           // 0: flotilla.planner.v1.PlanRequest
+	(*PlanResponse)(nil),          // 1: flotilla.planner.v1.PlanResponse
+	(*ReconcileRequest)(nil),      // 2: flotilla.planner.v1.ReconcileRequest
+	(*ReconcileResponse)(nil),     // 3: flotilla.planner.v1.ReconcileResponse
+	(*v1.Snapshot)(nil),           // 4: flotilla.cluster.v1.Snapshot
+	(*v1.NodeClaimPlan)(nil),      // 5: flotilla.cluster.v1.NodeClaimPlan
+	(*v1.NodePlacement)(nil),      // 6: flotilla.cluster.v1.NodePlacement
+	(*v1.Unschedulable)(nil),      // 7: flotilla.cluster.v1.Unschedulable
+	(*v1.DisruptionPlan)(nil),     // 8: flotilla.cluster.v1.DisruptionPlan
+	(*v1.Rejection)(nil),          // 9: flotilla.cluster.v1.Rejection
+	(*v1.ClusterEvent)(nil),       // 10: flotilla.cluster.v1.ClusterEvent
+	(*v1.Plan)(nil),               // 11: flotilla.cluster.v1.Plan
+	(*timestamppb.Timestamp)(nil), // 12: google.protobuf.Timestamp
 }
 var file_flotilla_planner_v1_planner_proto_depIdxs = []int32{
 	4,  // 0: flotilla.planner.v1.PlanRequest.snapshot:type_name -> flotilla.cluster.v1.Snapshot
@@ -351,15 +366,16 @@ var file_flotilla_planner_v1_planner_proto_depIdxs = []int32{
 	9,  // 5: flotilla.planner.v1.PlanResponse.rejections:type_name -> flotilla.cluster.v1.Rejection
 	10, // 6: flotilla.planner.v1.ReconcileRequest.event:type_name -> flotilla.cluster.v1.ClusterEvent
 	11, // 7: flotilla.planner.v1.ReconcileResponse.plan:type_name -> flotilla.cluster.v1.Plan
-	0,  // 8: flotilla.planner.v1.Planner.Plan:input_type -> flotilla.planner.v1.PlanRequest
-	2,  // 9: flotilla.planner.v1.Planner.Reconcile:input_type -> flotilla.planner.v1.ReconcileRequest
-	1,  // 10: flotilla.planner.v1.Planner.Plan:output_type -> flotilla.planner.v1.PlanResponse
-	3,  // 11: flotilla.planner.v1.Planner.Reconcile:output_type -> flotilla.planner.v1.ReconcileResponse
-	10, // [10:12] is the sub-list for method output_type
-	8,  // [8:10] is the sub-list for method input_type
-	8,  // [8:8] is the sub-list for extension type_name
-	8,  // [8:8] is the sub-list for extension extendee
-	0,  // [0:8] is the sub-list for field type_name
+	12, // 8: flotilla.planner.v1.ReconcileResponse.recheck_at:type_name -> google.protobuf.Timestamp
+	0,  // 9: flotilla.planner.v1.Planner.Plan:input_type -> flotilla.planner.v1.PlanRequest
+	2,  // 10: flotilla.planner.v1.Planner.Reconcile:input_type -> flotilla.planner.v1.ReconcileRequest
+	1,  // 11: flotilla.planner.v1.Planner.Plan:output_type -> flotilla.planner.v1.PlanResponse
+	3,  // 12: flotilla.planner.v1.Planner.Reconcile:output_type -> flotilla.planner.v1.ReconcileResponse
+	11, // [11:13] is the sub-list for method output_type
+	9,  // [9:11] is the sub-list for method input_type
+	9,  // [9:9] is the sub-list for extension type_name
+	9,  // [9:9] is the sub-list for extension extendee
+	0,  // [0:9] is the sub-list for field type_name
 }
 
 func init() { file_flotilla_planner_v1_planner_proto_init() }

@@ -1,0 +1,384 @@
+package provisioning
+
+import (
+	"cmp"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/flotilla-dev/flotilla/services/planner/internal/model"
+	"github.com/flotilla-dev/flotilla/services/planner/internal/scheduling"
+)
+
+// maxAlternatives bounds the node requirement alternatives of a pod (the
+// product of its OR-ed node affinity and volume terms).
+const maxAlternatives = 64
+
+// podClass is a set of pending pods that are identical for scheduling:
+// same requests, labels, namespace and constraints. The solver places
+// classes with counts, not pods one by one.
+type podClass struct {
+	idx  int
+	sig  string
+	pods []*model.Pod
+	rep  *model.Pod
+	req  model.Resources
+	// ports are the host ports each pod holds.
+	ports []model.HostPort
+	// required node requirement alternatives (nodeSelector, required node
+	// affinity, volume topology); a pod needs one of them.
+	required [][]model.Requirement
+	// prefs are the soft constraints in the order they are given up.
+	prefs []preference
+	// hard topology constraints (group indices).
+	affinity, anti, spread []int
+	// views[i] is the constraint set with the first i preferences given
+	// up.
+	views []*classView
+	// matched are the groups whose selector selects these pods.
+	matched []int
+	size    float64
+	// value estimates what serving one pod costs, $/h.
+	value float64
+	// fit holds, per pool, the instance types that hold one pod.
+	fit []bitset
+	// exclusive classes tolerate only a few of their pods per node
+	// (hostname anti-affinity or spread); they seed new nodes first.
+	exclusive bool
+}
+
+type prefKind int
+
+const (
+	prefPodAffinity prefKind = iota
+	prefPodAntiAffinity
+	prefNodeAffinity
+	prefSpread
+)
+
+// preference is one soft constraint.
+type preference struct {
+	kind   prefKind
+	weight int32
+	group  int
+	term   model.NodeSelectorTerm
+}
+
+// classView is what a class must satisfy at its current relaxation level.
+type classView struct {
+	alts                   []*alt
+	affinity, anti, spread []int
+	// keys are the topology keys (indices) whose domain a new node must
+	// fix before these pods join it.
+	keys []int
+}
+
+// alt is one node requirement alternative, compiled per pool on demand.
+type alt struct {
+	reqs []model.Requirement
+	sig  string
+	pool []*altPool
+}
+
+// altPool is an alternative as one NodePool can satisfy it.
+type altPool struct {
+	ok  bool
+	why string
+	// types are the pool's instance types whose labels satisfy the
+	// alternative and that have an offering it allows.
+	types      bitset
+	zones, cts uint64
+	// custom narrows the pool's custom labels.
+	custom scheduling.Requirements
+}
+
+type altCacheKey struct {
+	pool int
+	sig  string
+}
+
+type fitCacheKey struct {
+	pool int
+	req  shape
+}
+
+// shape is the comparable part of a request (without extended resources).
+type shape struct {
+	cpu, mem, pods, storage int64
+}
+
+func shapeOf(r model.Resources) shape {
+	return shape{cpu: r.CPU, mem: r.Memory, pods: r.Pods, storage: r.EphemeralStorage}
+}
+
+// nodeAlternatives returns a pod's node requirement alternatives: its node
+// selector and the preferred terms given, combined with each required node
+// affinity term and each volume's topology terms. An empty node affinity
+// term matches nothing, as in Kubernetes.
+func nodeAlternatives(p *model.Pod, extra []model.NodeSelectorTerm) [][]model.Requirement {
+	var base []model.Requirement
+	for _, k := range sortedKeys(p.NodeSelector) {
+		base = append(base, model.Requirement{Key: k, Operator: model.OpIn, Values: []string{p.NodeSelector[k]}})
+	}
+	for _, t := range extra {
+		base = append(base, t.Requirements...)
+	}
+	alts := [][]model.Requirement{base}
+	product := func(terms []model.NodeSelectorTerm) {
+		var out [][]model.Requirement
+		for _, a := range alts {
+			for _, t := range terms {
+				if len(t.Requirements) == 0 {
+					continue
+				}
+				if len(out) >= maxAlternatives {
+					break
+				}
+				out = append(out, append(slices.Clone(a), t.Requirements...))
+			}
+		}
+		alts = out
+	}
+	if len(p.NodeAffinity.Required) > 0 {
+		product(p.NodeAffinity.Required)
+	}
+	for _, v := range p.Volumes {
+		if len(v.Terms) > 0 {
+			product(v.Terms)
+		}
+	}
+	return alts
+}
+
+func requirementsSig(reqs []model.Requirement) string {
+	var b strings.Builder
+	for _, r := range reqs {
+		b.WriteString(r.Key)
+		b.WriteByte(' ')
+		b.WriteString(r.Operator.String())
+		for _, v := range r.Values {
+			b.WriteByte(' ')
+			b.WriteString(v)
+		}
+		b.WriteByte(';')
+	}
+	return b.String()
+}
+
+// buildClasses groups the pending pods into classes and orders them for
+// placement.
+func (p *problem) buildClasses(pending []*model.Pod) {
+	bySig := map[string]*podClass{}
+	for _, pod := range pending {
+		sig := podSignature(pod)
+		c := bySig[sig]
+		if c == nil {
+			c = &podClass{idx: len(p.classes), sig: sig, rep: pod, req: pod.Requests(), ports: pod.HostPorts()}
+			c.required = nodeAlternatives(pod, nil)
+			bySig[sig] = c
+			p.classes = append(p.classes, c)
+		}
+		c.pods = append(c.pods, pod)
+	}
+	p.minReq = model.Resources{}
+	for i, c := range p.classes {
+		cpu, mem := float64(c.req.CPU)/1000, float64(c.req.Memory)/float64(4<<30)
+		c.size = max(cpu, mem)
+		if i == 0 {
+			p.minReq = c.req
+		} else {
+			p.minReq = minResources(p.minReq, c.req)
+		}
+	}
+}
+
+// podSignature encodes everything that decides where a pod may run, so
+// that pods with equal signatures are interchangeable.
+func podSignature(p *model.Pod) string {
+	var b strings.Builder
+	w := func(parts ...string) {
+		for _, s := range parts {
+			b.WriteString(strconv.Quote(s))
+		}
+		b.WriteByte('|')
+	}
+	r := p.Requests()
+	w(p.Namespace, strconv.FormatInt(r.CPU, 10), strconv.FormatInt(r.Memory, 10), strconv.FormatInt(r.EphemeralStorage, 10))
+	for _, k := range sortedKeys(r.Extended) {
+		w(k, strconv.FormatInt(r.Extended[k], 10))
+	}
+	for _, k := range sortedKeys(p.Labels) {
+		w("l", k, p.Labels[k])
+	}
+	for _, k := range sortedKeys(p.NodeSelector) {
+		w("s", k, p.NodeSelector[k])
+	}
+	for _, t := range p.NodeAffinity.Required {
+		w("na", requirementsSig(t.Requirements))
+	}
+	for _, t := range p.NodeAffinity.Preferred {
+		w("np", strconv.Itoa(int(t.Weight)), requirementsSig(t.Term.Requirements))
+	}
+	term := func(tag string, weight int32, t model.PodAffinityTerm) {
+		w(tag, strconv.Itoa(int(weight)), t.TopologyKey, selectorSig(t.Selector), strings.Join(t.Namespaces, ","), strconv.FormatBool(t.AllNamespaces))
+	}
+	for _, t := range p.PodAffinity {
+		term("pa", 0, t)
+	}
+	for _, t := range p.PreferredPodAffinity {
+		term("ppa", t.Weight, t.Term)
+	}
+	for _, t := range p.PodAntiAffinity {
+		term("aa", 0, t)
+	}
+	for _, t := range p.PreferredPodAntiAffinity {
+		term("paa", t.Weight, t.Term)
+	}
+	for _, s := range p.TopologySpread {
+		w("ts", spreadSig(s))
+	}
+	for _, t := range p.Tolerations {
+		w("t", t.Key, t.Operator, t.Value, t.Effect)
+	}
+	for _, hp := range p.HostPorts() {
+		w("hp", strconv.Itoa(int(hp.Port)), hp.Protocol, hp.HostIP)
+	}
+	for _, v := range p.Volumes {
+		for _, t := range v.Terms {
+			w("v", requirementsSig(t.Requirements))
+		}
+		b.WriteByte('/')
+	}
+	return b.String()
+}
+
+func selectorSig(s *model.LabelSelector) string {
+	if s == nil {
+		return "<nil>"
+	}
+	return "{" + requirementsSig(s.Requirements) + "}"
+}
+
+func spreadSig(s model.TopologySpreadConstraint) string {
+	return fmt.Sprintf("%d %s %t %s %d %t %t %s", s.MaxSkew, s.TopologyKey, s.DoNotSchedule, selectorSig(s.Selector),
+		s.MinDomains, s.NodeAffinityPolicyIgnore, s.NodeTaintsPolicyHonor, strings.Join(s.MatchLabelKeys, ","))
+}
+
+// compileAlt returns the alternative as pool pi can satisfy it.
+func (p *problem) compileAlt(pi *poolInfo, reqs []model.Requirement, sig string) *altPool {
+	key := altCacheKey{pool: pi.idx, sig: sig}
+	if a, ok := p.altCache[key]; ok {
+		return a
+	}
+	a := &altPool{ok: true, zones: pi.zones & p.zoneMaskOf(reqs), cts: pi.cts & p.ctMaskOf(reqs)}
+	var typeReqs []model.Requirement
+	for _, r := range reqs {
+		switch p.kindOf(r.Key) {
+		case keyType:
+			typeReqs = append(typeReqs, r)
+		case keyHostname:
+			if r.Operator == model.OpIn || r.Operator == model.OpDoesNotExist {
+				a.ok, a.why = false, "the pod requires "+r.String()+", which only an existing node can satisfy"
+			}
+		case keyCustom:
+			s := scheduling.SetOf(r)
+			ps, has := pi.custom.Get(r.Key)
+			if !has {
+				if !r.MatchesValue("", false) {
+					a.ok, a.why = false, fmt.Sprintf("the pod requires %s, but NodePool %s does not set label %s", r, pi.np.Name, r.Key)
+				}
+				continue
+			}
+			if ps.Intersect(s).Empty() {
+				a.ok, a.why = false, fmt.Sprintf("the pod requires %s, but NodePool %s sets %s", r, pi.np.Name, describeSet(r.Key, ps))
+			}
+			a.custom = a.custom.With(r.Key, s)
+		}
+	}
+	a.types = newBitset(len(pi.types))
+	if a.ok {
+		for _, t := range pi.types {
+			if !matchesAll(typeReqs, t.labels) {
+				continue
+			}
+			if _, ok := t.cheapestIn(a.zones, a.cts); ok {
+				a.types.set(t.idx)
+			}
+		}
+	}
+	p.altCache[key] = a
+	return a
+}
+
+func describeSet(key string, s scheduling.Set) string {
+	if v, ok := s.Single(); ok {
+		return key + "=" + v
+	}
+	return scheduling.NewRequirements().With(key, s).String()
+}
+
+// fits returns the pool's types that can hold one pod with requests req.
+func (p *problem) fits(pi *poolInfo, req model.Resources) bitset {
+	key := fitCacheKey{pool: pi.idx, req: shapeOf(req)}
+	if len(req.Extended) == 0 {
+		if b, ok := p.fitCache[key]; ok {
+			return b
+		}
+	}
+	b := newBitset(len(pi.types))
+	for _, t := range pi.types {
+		if req.Fits(t.alloc) {
+			b.set(t.idx)
+		}
+	}
+	if len(req.Extended) == 0 {
+		p.fitCache[key] = b
+	}
+	return b
+}
+
+// buildViews computes a class's constraint sets at every relaxation level.
+func (p *problem) buildViews(c *podClass) {
+	c.views = nil
+	for relaxed := 0; relaxed <= len(c.prefs); relaxed++ {
+		c.views = append(c.views, p.view(c, relaxed))
+	}
+}
+
+// view computes a class's constraints with the first relaxed preferences
+// given up.
+func (p *problem) view(c *podClass, relaxed int) *classView {
+	v := &classView{affinity: slices.Clone(c.affinity), anti: slices.Clone(c.anti), spread: slices.Clone(c.spread)}
+	var nodeTerms []model.WeightedNodeSelectorTerm
+	for _, pr := range c.prefs[relaxed:] {
+		switch pr.kind {
+		case prefPodAffinity:
+			v.affinity = append(v.affinity, pr.group)
+		case prefPodAntiAffinity:
+			v.anti = append(v.anti, pr.group)
+		case prefSpread:
+			v.spread = append(v.spread, pr.group)
+		case prefNodeAffinity:
+			nodeTerms = append(nodeTerms, model.WeightedNodeSelectorTerm{Weight: pr.weight, Term: pr.term})
+		}
+	}
+	slices.SortStableFunc(nodeTerms, func(a, b model.WeightedNodeSelectorTerm) int { return cmp.Compare(b.Weight, a.Weight) })
+	extra := make([]model.NodeSelectorTerm, len(nodeTerms))
+	for i, t := range nodeTerms {
+		extra[i] = t.Term
+	}
+	altReqs := c.required
+	if len(extra) > 0 {
+		altReqs = nodeAlternatives(c.rep, extra)
+	}
+	for _, reqs := range altReqs {
+		a := &alt{reqs: reqs, sig: requirementsSig(reqs), pool: make([]*altPool, len(p.pools))}
+		for _, pi := range p.pools {
+			a.pool[pi.idx] = p.compileAlt(pi, reqs, a.sig)
+		}
+		v.alts = append(v.alts, a)
+	}
+	v.keys = p.relevantKeys(c, v)
+	return v
+}

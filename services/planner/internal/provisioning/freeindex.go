@@ -1,0 +1,84 @@
+package provisioning
+
+// freeIndex finds, in node order, the next open node whose free CPU and
+// memory may hold a request: a segment tree of per-range maxima, so that
+// runs of nodes without room are skipped in logarithmic time.
+type freeIndex struct {
+	size     int // leaves, a power of two
+	cpu, mem []int64
+}
+
+const closed = -1
+
+func (f *freeIndex) grow(n int) {
+	size := max(f.size, 64)
+	for size < n {
+		size *= 2
+	}
+	if size == f.size {
+		return
+	}
+	cpu, mem := make([]int64, 2*size), make([]int64, 2*size)
+	for i := range cpu {
+		cpu[i], mem[i] = closed, closed
+	}
+	for i := 0; i < f.size; i++ {
+		cpu[size+i], mem[size+i] = f.cpu[f.size+i], f.mem[f.size+i]
+	}
+	for i := size - 1; i >= 1; i-- {
+		cpu[i], mem[i] = max(cpu[2*i], cpu[2*i+1]), max(mem[2*i], mem[2*i+1])
+	}
+	f.size, f.cpu, f.mem = size, cpu, mem
+}
+
+// set records node i's free CPU and memory (closed for a full node).
+func (f *freeIndex) set(i int, cpu, mem int64) {
+	if i >= f.size {
+		f.grow(i + 1)
+	}
+	j := f.size + i
+	f.cpu[j], f.mem[j] = cpu, mem
+	for j /= 2; j >= 1; j /= 2 {
+		c, m := max(f.cpu[2*j], f.cpu[2*j+1]), max(f.mem[2*j], f.mem[2*j+1])
+		if c == f.cpu[j] && m == f.mem[j] {
+			break
+		}
+		f.cpu[j], f.mem[j] = c, m
+	}
+}
+
+func (f *freeIndex) match(j int, cpu, mem int64) bool { return f.cpu[j] >= cpu && f.mem[j] >= mem }
+
+// next returns the first node at or after from that may have cpu and mem
+// free, or -1. It walks up from the leaf and back down, so scanning node
+// after node costs little more than the nodes it returns.
+func (f *freeIndex) next(from int, cpu, mem int64) int {
+	if from >= f.size {
+		return -1
+	}
+	j := f.size + from
+	if f.match(j, cpu, mem) {
+		return from
+	}
+	for {
+		for j > 1 && (j%2 == 1 || !f.match(j+1, cpu, mem)) {
+			j /= 2
+		}
+		if j <= 1 {
+			return -1
+		}
+		j++
+		for j < f.size {
+			switch {
+			case f.match(2*j, cpu, mem):
+				j = 2 * j
+			case f.match(2*j+1, cpu, mem):
+				j = 2*j + 1
+			default:
+				goto climb // both halves fall short in one resource or the other
+			}
+		}
+		return j - f.size
+	climb:
+	}
+}

@@ -1,0 +1,127 @@
+// Package provisioning decides where pending pods go: onto existing nodes
+// and in-flight NodeClaims first, then onto new NodeClaims chosen for the
+// lowest total price that satisfies every scheduling constraint. It is a
+// pure function of a model.Snapshot: no clock, no randomness, no I/O.
+package provisioning
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/flotilla-dev/flotilla/services/planner/internal/model"
+)
+
+// Solve places the snapshot's pending pods and returns the plan: new
+// NodeClaims (cheapest offering, acceptable instance types, deterministic
+// names), pods placed on existing nodes and in-flight NodeClaims, and the
+// pods nothing can host with the reason why. It returns ctx's error when ctx
+// ends first.
+func Solve(ctx context.Context, s *model.Snapshot) (*model.Plan, error) {
+	if s == nil {
+		return &model.Plan{ID: planID(&model.Plan{})}, nil
+	}
+	p, err := newProblem(ctx, s)
+	if err != nil {
+		return nil, fmt.Errorf("prepare snapshot: %w", err)
+	}
+	order := p.order()
+	// Two strategies, one per core: the greedy alone, and the pattern LP's
+	// nodes first with the greedy after. The better plan wins: fewer pods
+	// left out, then the lower price, then the greedy.
+	strategies := []bool{false, true}
+	plans := make([]*model.Plan, len(strategies))
+	errs := make([]error, len(strategies))
+	base := newRun(p)
+	var wg sync.WaitGroup
+	for i, lp := range strategies {
+		wg.Go(func() {
+			r := base.clone()
+			r.lp = lp
+			if errs[i] = r.solve(ctx, order); errs[i] == nil {
+				plans[i] = r.plan()
+			}
+		})
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return nil, fmt.Errorf("place pods: %w", err)
+	}
+	best := plans[0]
+	for _, pl := range plans[1:] {
+		if len(pl.Unschedulable) < len(best.Unschedulable) ||
+			len(pl.Unschedulable) == len(best.Unschedulable) && pl.TotalPricePerHour < best.TotalPricePerHour-1e-9 {
+			best = pl
+		}
+	}
+	return best, nil
+}
+
+// estimateValues sets each class's value: what one of its pods costs on
+// the instance type that serves it most cheaply, counting only the share of
+// the node it uses in its scarcest resource.
+func (p *problem) estimateValues() {
+	for _, c := range p.classes {
+		c.fit = make([]bitset, len(p.pools))
+		for _, pi := range p.pools {
+			c.fit[pi.idx] = p.fits(pi, c.req)
+		}
+		vk := valueKey{req: shapeOf(c.req)}
+		for _, a := range c.views[0].alts {
+			vk.alts += a.sig + "|"
+		}
+		if v, ok := p.valueCache[vk]; ok && len(c.req.Extended) == 0 {
+			c.value = v
+			continue
+		}
+		best := 0.0
+		for _, a := range c.views[0].alts {
+			for _, pi := range p.pools {
+				ap := a.pool[pi.idx]
+				if !ap.ok {
+					continue
+				}
+				ap.types.and(c.fit[pi.idx]).each(func(i int) {
+					t := pi.types[i]
+					o, ok := t.cheapestIn(ap.zones, ap.cts)
+					if !ok {
+						return
+					}
+					v := o.price * share(c.req, t.alloc)
+					if best == 0 || v < best {
+						best = v
+					}
+				})
+			}
+		}
+		if best <= 0 {
+			best = 1e-6
+		}
+		c.value = best
+		p.valueCache[vk] = best
+	}
+}
+
+type valueKey struct {
+	alts string
+	req  shape
+}
+
+// share is the largest fraction of avail that req takes in any resource.
+func share(req, avail model.Resources) float64 {
+	s := 0.0
+	f := func(r, a int64) {
+		if r > 0 && a > 0 {
+			s = max(s, float64(r)/float64(a))
+		}
+	}
+	f(req.CPU, avail.CPU)
+	f(req.Memory, avail.Memory)
+	f(req.Pods, avail.Pods)
+	f(req.EphemeralStorage, avail.EphemeralStorage)
+	for k, v := range req.Extended {
+		f(v, avail.Extended[k])
+	}
+	return s
+}

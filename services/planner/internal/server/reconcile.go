@@ -1,0 +1,131 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"io"
+
+	clusterv1 "github.com/flotilla-dev/flotilla/gen/flotilla/cluster/v1"
+	plannerv1 "github.com/flotilla-dev/flotilla/gen/flotilla/planner/v1"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/propagation"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/timestamppb"
+)
+
+// Reconcile keeps a soft snapshot for the stream, applies the watcher's
+// events in sequence order and answers each batch with an acknowledgement
+// and, when there is something to do, a plan. Events that arrive while a
+// plan is being computed are applied together before the next solve, so a
+// slow solve never builds a backlog of stale plans. A sequence gap (or a
+// delta before any snapshot) is answered with resync, and deltas are ignored
+// until the next snapshot.
+func (p *Planner) Reconcile(stream plannerv1.Planner_ReconcileServer) error {
+	ctx := stream.Context()
+	events := make(chan *clusterv1.ClusterEvent, 1024)
+	recvErr := make(chan error, 1)
+	go func() {
+		defer close(events)
+		for {
+			req, err := stream.Recv()
+			if err != nil {
+				recvErr <- err
+				return
+			}
+			select {
+			case events <- req.GetEvent():
+			case <-ctx.Done():
+				recvErr <- ctx.Err()
+				return
+			}
+		}
+	}()
+
+	var st streamState
+	for {
+		ev, ok := <-events
+		if !ok {
+			return streamEnd(<-recvErr)
+		}
+		batch := []*clusterv1.ClusterEvent{ev}
+	drain:
+		for {
+			select {
+			case more, ok := <-events:
+				if !ok {
+					break drain
+				}
+				batch = append(batch, more)
+			default:
+				break drain
+			}
+		}
+		resync := false
+		var traceparent string
+		for _, ev := range batch {
+			switch {
+			case ev.GetSnapshot() != nil:
+				st.reset(ev.GetSequence(), ev.GetSnapshot())
+				resync = false
+			case st.synced && ev.GetSequence() == st.sequence+1:
+				st.apply(ev.GetSequence(), ev.GetDelta())
+			default:
+				if st.synced {
+					p.logger.Warn("stream_gap", "have", st.sequence, "got", ev.GetSequence())
+				}
+				st.synced = false
+				resync = true
+			}
+			if ev.GetTraceparent() != "" {
+				traceparent = ev.GetTraceparent()
+			}
+		}
+		if resync || !st.synced {
+			if err := stream.Send(&plannerv1.ReconcileResponse{AckedSequence: st.sequence, Resync: true}); err != nil {
+				return err
+			}
+			continue
+		}
+		resp := &plannerv1.ReconcileResponse{AckedSequence: st.sequence}
+		plan, recheck, err := p.Solve(withTraceparent(ctx, traceparent), st.snapshot(), true)
+		if !recheck.IsZero() {
+			resp.RecheckAt = timestamppb.New(recheck)
+		}
+		if err != nil {
+			// A batch the solver rejects is logged and acknowledged; the next
+			// event gets a fresh attempt on the corrected state.
+			p.logger.Error("solve_failed", "sequence", st.sequence, "error", err.Error())
+		} else if hasWork(plan) {
+			plan.Sequence = st.sequence
+			resp.Plan = plan
+		}
+		if err := stream.Send(resp); err != nil {
+			return err
+		}
+	}
+}
+
+func streamEnd(err error) error {
+	if errors.Is(err, io.EOF) {
+		return nil
+	}
+	if errors.Is(err, context.Canceled) {
+		return status.Error(codes.Canceled, "stream closed")
+	}
+	return err
+}
+
+func hasWork(p *clusterv1.Plan) bool {
+	return len(p.GetNodeClaims()) > 0 || len(p.GetExistingNodes()) > 0 ||
+		len(p.GetUnschedulable()) > 0 || len(p.GetDisruptions()) > 0 || len(p.GetRejections()) > 0
+}
+
+// withTraceparent continues the watcher's batch trace, carried in the event
+// because one stream carries many batches.
+func withTraceparent(ctx context.Context, traceparent string) context.Context {
+	if traceparent == "" {
+		return ctx
+	}
+	return otel.GetTextMapPropagator().Extract(ctx, propagation.MapCarrier{"traceparent": traceparent})
+}

@@ -1,0 +1,300 @@
+// Package cluster watches the Kubernetes objects the planner needs with
+// client-go informers (Pods, Nodes, NodeClaims, NodePools, Provisioners,
+// EC2NodeClasses, DaemonSets, PodDisruptionBudgets, PersistentVolumeClaims,
+// PersistentVolumes and StorageClasses), keeps them slim with transforms,
+// and turns them into the cluster model: a full snapshot on demand and,
+// between snapshots, the changes since the last one, coalesced so the latest
+// state wins.
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime"
+	"sync"
+	"time"
+
+	clusterv1 "github.com/flotilla-dev/flotilla/gen/flotilla/cluster/v1"
+	"google.golang.org/protobuf/types/known/timestamppb"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/kubernetes"
+)
+
+// Options configure a Cluster.
+type Options struct {
+	Client  kubernetes.Interface
+	Dynamic dynamic.Interface
+	Logger  *slog.Logger
+	// Region is reported in snapshots until the catalogue names one.
+	Region string
+	// NominationTTL is how long a nomination made from a plan waits for its
+	// NodeClaim to appear before the pods are released; default 2 minutes.
+	NominationTTL time.Duration
+	// Now is the clock; default time.Now.
+	Now func() time.Time
+}
+
+// Cluster is the watcher's picture of the cluster.
+type Cluster struct {
+	opts    Options
+	logger  *slog.Logger
+	now     func() time.Time
+	tracker *tracker
+	inf     *informers
+	noms    *nominations
+	events  *podEvents
+
+	mu       sync.RWMutex
+	region   string
+	catalog  map[string]*clusterv1.InstanceType
+	synced   bool
+	startErr error
+}
+
+// New returns a Cluster; Start starts watching.
+func New(opts Options) *Cluster {
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.NominationTTL <= 0 {
+		opts.NominationTTL = 2 * time.Minute
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	c := &Cluster{
+		opts:    opts,
+		logger:  opts.Logger,
+		now:     opts.Now,
+		tracker: newTracker(),
+		noms:    newNominations(),
+		events:  newPodEvents(opts.Now()),
+		region:  opts.Region,
+		catalog: map[string]*clusterv1.InstanceType{},
+	}
+	return c
+}
+
+// Start starts the informers and returns once their caches are synced (or
+// ctx ends). The informers run until ctx is done. Custom resources whose
+// CRD is not installed are skipped with a warning.
+func (c *Cluster) Start(ctx context.Context) error {
+	inf, err := newInformers(c.opts.Client, c.opts.Dynamic, c.logger)
+	if err != nil {
+		return err
+	}
+	c.inf = inf
+	c.addHandlers()
+	inf.start(ctx)
+	if !inf.waitForSync(ctx) {
+		if ctx.Err() != nil {
+			return fmt.Errorf("wait for informer caches: %w", ctx.Err())
+		}
+		return errors.New("informer caches did not sync")
+	}
+	c.mu.Lock()
+	c.synced = true
+	c.mu.Unlock()
+	go c.expireNominations(ctx)
+	c.logger.Info("informers_synced", "pods", len(inf.pods.GetStore().ListKeys()), "nodes", len(inf.nodes.GetStore().ListKeys()))
+	return nil
+}
+
+// Changed is signalled (coalesced) whenever an object changes.
+func (c *Cluster) Changed() <-chan struct{} { return c.tracker.changed }
+
+// Pending returns how many objects changed since the last snapshot or
+// delta.
+func (c *Cluster) Pending() int { return c.tracker.pending() }
+
+// SetInstanceTypes replaces the instance catalogue (and the region it is
+// for, when not empty). Types that changed are sent as deltas.
+func (c *Cluster) SetInstanceTypes(region string, types []*clusterv1.InstanceType) {
+	next := make(map[string]*clusterv1.InstanceType, len(types))
+	for _, it := range types {
+		next[it.GetName()] = it
+	}
+	c.mu.Lock()
+	var keys []key
+	for name := range c.catalog {
+		if _, ok := next[name]; !ok {
+			keys = append(keys, key{kindInstanceType, name})
+		}
+	}
+	for name := range next {
+		keys = append(keys, key{kindInstanceType, name})
+	}
+	c.catalog = next
+	if region != "" {
+		c.region = region
+	}
+	c.mu.Unlock()
+	// Prices of nodes and NodeClaims come from the catalogue.
+	if c.inf != nil {
+		keys = append(keys, c.inf.allKeys(kindNode)...)
+		keys = append(keys, c.inf.allKeys(kindNodeClaim)...)
+	}
+	c.tracker.mark(keys...)
+}
+
+// Snapshot returns everything the watcher sees and makes it the base for
+// the following deltas: call it when the planner needs a full picture (a new
+// stream, a resync).
+func (c *Cluster) Snapshot() *clusterv1.Snapshot {
+	c.tracker.sentMu.Lock()
+	defer c.tracker.sentMu.Unlock()
+	// Take the dirty set before reading the caches: a change that lands
+	// while the snapshot is built is sent again in the next delta.
+	c.tracker.take()
+	sent := make(map[key]uint64, len(c.tracker.sent))
+	snap := c.build(false, func(k key, fp uint64) { sent[k] = fp })
+	c.tracker.sent = sent
+	return snap
+}
+
+// Current returns what the watcher sees, without changing what the next
+// delta holds (for the Snapshot RPC). pendingOnly leaves out bound pods.
+func (c *Cluster) Current(pendingOnly bool) *clusterv1.Snapshot {
+	return c.build(pendingOnly, nil)
+}
+
+// Delta returns the changes since the last snapshot or delta: objects added
+// or updated (their latest state) and removed. Objects whose model did not
+// change (a pod's status heartbeat, say) are left out. It returns nil when
+// nothing changed.
+func (c *Cluster) Delta() []*clusterv1.Change {
+	c.tracker.sentMu.Lock()
+	defer c.tracker.sentMu.Unlock()
+	dirty := c.tracker.take()
+	keys := make([]key, 0, len(dirty))
+	for k := range dirty {
+		keys = append(keys, k)
+	}
+	sortKeys(keys)
+	var out []*clusterv1.Change
+	for _, k := range keys {
+		ch, fp := c.convert(k)
+		prev, had := c.tracker.sent[k]
+		if ch == nil {
+			if had {
+				delete(c.tracker.sent, k)
+				out = append(out, deletedChange(k))
+			}
+			continue
+		}
+		if fp == 0 {
+			fp = fingerprint(ch)
+		}
+		if had && prev == fp {
+			continue
+		}
+		c.tracker.sent[k] = fp
+		out = append(out, ch)
+	}
+	return out
+}
+
+// Region is the region snapshots report.
+func (c *Cluster) Region() string {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.region
+}
+
+// Synced reports whether the informer caches have synced.
+func (c *Cluster) Synced() bool {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.synced
+}
+
+// build converts every object in the caches; with visit, each object's key
+// and fingerprint is passed to it.
+func (c *Cluster) build(pendingOnly bool, visit func(key, uint64)) *clusterv1.Snapshot {
+	snap := &clusterv1.Snapshot{Region: c.Region(), Now: timestamppb.New(c.now())}
+	if c.inf == nil {
+		return snap
+	}
+	for _, kd := range []kind{kindPod, kindNode, kindNodeClaim, kindNodePool, kindNodeClass, kindDaemonSet, kindPDB, kindInstanceType} {
+		keys := c.allKeys(kd)
+		sortKeys(keys)
+		changes, fps := c.convertAll(keys, visit != nil)
+		for i, ch := range changes {
+			if ch == nil {
+				continue
+			}
+			if pendingOnly && ch.GetPod() != nil && ch.GetPod().GetNodeName() != "" {
+				continue
+			}
+			addTo(snap, ch)
+			if visit != nil {
+				visit(keys[i], fps[i])
+			}
+		}
+	}
+	return snap
+}
+
+// convertAll converts keys (and fingerprints them, when asked) on every
+// core: at 100,000 pods this is most of a snapshot's cost.
+func (c *Cluster) convertAll(keys []key, withFingerprints bool) ([]*clusterv1.Change, []uint64) {
+	out := make([]*clusterv1.Change, len(keys))
+	var fps []uint64
+	if withFingerprints {
+		fps = make([]uint64, len(keys))
+	}
+	workers := min(runtime.GOMAXPROCS(0), len(keys)/1000+1)
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			for i := w; i < len(keys); i += workers {
+				var fp uint64
+				out[i], fp = c.convert(keys[i])
+				if withFingerprints && out[i] != nil {
+					if fp == 0 {
+						fp = fingerprint(out[i])
+					}
+					fps[i] = fp
+				}
+			}
+		})
+	}
+	wg.Wait()
+	return out, fps
+}
+
+func (c *Cluster) allKeys(kd kind) []key {
+	if kd == kindInstanceType {
+		c.mu.RLock()
+		defer c.mu.RUnlock()
+		keys := make([]key, 0, len(c.catalog))
+		for name := range c.catalog {
+			keys = append(keys, key{kindInstanceType, name})
+		}
+		return keys
+	}
+	return c.inf.allKeys(kd)
+}
+
+// expireNominations releases nominations whose NodeClaim never appeared or
+// is no longer in flight, and tells the planner about those pods.
+func (c *Cluster) expireNominations(ctx context.Context) {
+	t := time.NewTicker(5 * time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			released := c.noms.expire(c.now(), c.claimState)
+			for _, p := range released {
+				c.tracker.mark(key{kindPod, p})
+			}
+			if len(released) > 0 {
+				c.logger.Info("nominations_released", "pods", len(released))
+			}
+		}
+	}
+}
