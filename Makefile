@@ -60,8 +60,8 @@ verify: generate ## fail when generate, go mod tidy, gofmt or buf format would c
 	buf format -d --exit-code
 	buf lint
 	for m in $(MODULES); do (cd $$m && go vet ./...); done
-	git diff --exit-code -- . ':!*.sum' || { echo "make verify: the files above are out of date; run make generate / go mod tidy / make fmt and commit"; exit 1; }
-	test -z "$$(git status --porcelain --untracked-files=all -- api gen proto)" || { git status --short -- api gen proto; echo "make verify: untracked generated files"; exit 1; }
+	git diff --exit-code -- . ':!go.work.sum' || { echo "make verify: the files above are out of date; run make generate / go mod tidy / make fmt and commit"; exit 1; }
+	test -z "$$(git ls-files --others --exclude-standard -- api gen proto)" || { git ls-files --others --exclude-standard -- api gen proto; echo "make verify: untracked generated files"; exit 1; }
 
 ## ---- build -----------------------------------------------------------------
 
@@ -77,8 +77,8 @@ build: ## build bin/planner, bin/actuator, bin/watcher and the local-environment
 test: unit e2e ## every test: unit tests of every module, then the end-to-end tests on a real local stack
 
 .PHONY: unit
-unit: ## unit and integration tests of every module (no control plane needed)
-	for m in $(MODULES); do echo "== $$m"; (cd $$m && go test -count=1 ./...); done
+unit: controlplane ## unit and integration tests of every module (integration tests start their own control plane and moto)
+	for m in $(MODULES); do echo "== $$m"; (cd $$m && go test -count=1 -timeout 20m ./...); done
 
 .PHONY: e2e
 e2e: controlplane build ## end-to-end tests: real apiserver, scheduler, kwok, moto_server and the three services

@@ -3,6 +3,7 @@ package moto
 import (
 	"context"
 	"fmt"
+	"slices"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
@@ -115,4 +116,14 @@ func FindNetwork(ctx context.Context, api *ec2.Client, cluster string) (*Network
 		n.SecurityGroup = aws.ToString(sgs.SecurityGroups[0].GroupId)
 	}
 	return n, nil
+}
+
+// SubnetIDs returns the network's subnet ids, sorted.
+func (n *Network) SubnetIDs() []string {
+	ids := make([]string, 0, len(n.Subnets))
+	for _, id := range n.Subnets {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	return ids
 }

@@ -243,7 +243,7 @@ func inRequirement(key string, values ...string) karpv1.NodeSelectorRequirementW
 
 // DefaultEmptyAfter is how long a node of a Provisioner without
 // ttlSecondsAfterEmpty or consolidation stays empty before it is removed.
-const DefaultEmptyAfter = 30 * time.Second
+const DefaultEmptyAfter = 15 * time.Second
 
 // disruption maps the v1alpha5 emptiness TTL and consolidation switch.
 func disruption(spec *ProvisionerSpec) karpv1.Disruption {

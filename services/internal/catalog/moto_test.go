@@ -5,31 +5,32 @@ import (
 	"encoding/xml"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
+	"os/exec"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 )
 
 // TestZonesAgreeWithMoto checks the embedded us-east-1 zones against what
-// moto_server answers the actuator. It needs a running moto_server:
-//
-//	moto_server -H 127.0.0.1 -p 5999 &
-//	AWS_ENDPOINT_URL=http://127.0.0.1:5999 go test ./catalog -run Moto
+// moto_server answers the actuator: the one at AWS_ENDPOINT_URL, else one
+// the test starts on a free port.
 //
 // This package may not import the AWS SDK, so it speaks EC2's query protocol
 // directly; moto does not check signatures, only reads the region from the
 // credential scope.
 func TestZonesAgreeWithMoto(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+	defer cancel()
 	endpoint := os.Getenv("AWS_ENDPOINT_URL")
 	if endpoint == "" {
-		t.Skip("AWS_ENDPOINT_URL not set: no moto_server to compare with")
+		endpoint = startMoto(ctx, t)
 	}
-	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
-	defer cancel()
 
 	var zones struct {
 		Items []struct {
@@ -146,4 +147,36 @@ func ec2Query(ctx context.Context, endpoint string, params url.Values, out any) 
 		return fmt.Errorf("%s: %w", params.Get("Action"), err)
 	}
 	return nil
+}
+
+// startMoto runs moto_server on a free loopback port until the test ends and
+// returns its endpoint.
+func startMoto(ctx context.Context, t *testing.T) string {
+	t.Helper()
+	path, err := exec.LookPath("moto_server")
+	if err != nil {
+		t.Fatalf("moto_server not on PATH (pip install 'moto[server]'): %v", err)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	cmd := exec.Command(path, "-H", "127.0.0.1", "-p", strconv.Itoa(port))
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	// moto_server ignores SIGTERM.
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	endpoint := fmt.Sprintf("http://127.0.0.1:%d", port)
+	for ctx.Err() == nil {
+		if resp, err := http.Get(endpoint + "/moto-api/"); err == nil {
+			resp.Body.Close()
+			return endpoint
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("moto_server at %s did not answer: %v", endpoint, ctx.Err())
+	return ""
 }

@@ -53,6 +53,8 @@ type flags struct {
 	clusterEndpoint, clusterCAFile, serviceCIDR, kubernetesVersion, amiPrefix    string
 	instanceProfile, logFormat, logLevel                                         string
 	pricingAPI, keepStartupTaints                                                bool
+	kubeQPS                                                                      float64
+	kubeBurst                                                                    int
 	unavailableTTL, catalogRefresh, gcInterval, gcGrace, grace                   time.Duration
 	launchTimeout, registrationTimeout, initializationTimeout, nodeClassInterval time.Duration
 }
@@ -67,6 +69,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&f.region, "region", "us-east-1", "AWS region")
 	fs.StringVar(&f.awsEndpoint, "aws-endpoint", "", "AWS endpoint URL (moto_server, say); empty uses AWS_ENDPOINT_URL or AWS's")
 	fs.StringVar(&f.kubeconfig, "kubeconfig", os.Getenv("KUBECONFIG"), "kubeconfig file; empty means in-cluster")
+	fs.Float64Var(&f.kubeQPS, "kube-api-qps", 100, "Kubernetes API requests per second (a burst of NodeClaims is several calls each)")
+	fs.IntVar(&f.kubeBurst, "kube-api-burst", 200, "Kubernetes API request burst")
 	fs.StringVar(&f.clusterEndpoint, "cluster-endpoint", "", "API server URL nodes join; empty takes the kubeconfig's")
 	fs.StringVar(&f.clusterCAFile, "cluster-ca-file", "", "PEM CA bundle nodes trust; empty takes the kubeconfig's")
 	fs.StringVar(&f.serviceCIDR, "service-cidr", "10.96.0.0/16", "cluster service CIDR written into the node bootstrap")
@@ -123,6 +127,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		logger.Error("kubeconfig_failed", "error", err.Error())
 		return 2
 	}
+	restCfg.QPS, restCfg.Burst = float32(f.kubeQPS), f.kubeBurst
 	kube, err := kubernetes.NewForConfig(restCfg)
 	if err != nil {
 		logger.Error("kube_client_failed", "error", err.Error())

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/flotilla-dev/flotilla/api/snapshot"
 	"maps"
 	"slices"
 
@@ -183,6 +184,11 @@ func (c *Controller) build(plan *clusterv1.NodeClaimPlan, pool *karpv1.NodePool,
 	}
 	if plan.NodeClassHash != "" {
 		annotations[karpv1.NodeClassHashAnnotationKey] = plan.NodeClassHash
+	}
+	// The pods the claim is for, so that a restarted watcher still sees them
+	// nominated and no pod causes a second launch.
+	if len(plan.Pods) > 0 {
+		annotations[snapshot.AnnotationNominatedPods] = snapshot.FormatNominatedPods(plan.Pods)
 	}
 	nodeClass := pool.Spec.Template.Spec.NodeClassRef
 	if plan.NodeClass != "" {

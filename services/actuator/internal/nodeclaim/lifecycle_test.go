@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"github.com/flotilla-dev/flotilla/test/localenv"
 	"os"
 	"strings"
 	"sync"
@@ -42,13 +43,32 @@ import (
 	"github.com/flotilla-dev/flotilla/test/moto"
 )
 
-// KubeconfigEnv names a kubeconfig of a running API server (the local
-// environment's) for the lifecycle tests; they are skipped without it.
+// KubeconfigEnv names a kubeconfig of a running API server for the
+// lifecycle tests; without it they start a local control plane of their own
+// (test/localenv; no simulated kubelet: the tests play the kubelet).
 const KubeconfigEnv = "KUBECONFIG_FLOTILLA_TEST"
 
 var server *moto.Server
 
-func TestMain(m *testing.M) { moto.Main(m, &server) }
+// kube is the package's own control plane, started by the first test that
+// needs one.
+var kube struct {
+	once sync.Once
+	env  *localenv.Env
+	err  error
+}
+
+func TestMain(m *testing.M) { moto.Main(stopEnvAfter{m}, &server) }
+
+type stopEnvAfter struct{ m *testing.M }
+
+func (s stopEnvAfter) Run() int {
+	code := s.m.Run()
+	if kube.env != nil {
+		_ = kube.env.Stop(context.Background())
+	}
+	return code
+}
 
 // lifecycle is one test's world: a real API server, moto, and a
 // Controller wired to both.
@@ -66,7 +86,20 @@ func restConfig(t *testing.T) *rest.Config {
 	t.Helper()
 	path := os.Getenv(KubeconfigEnv)
 	if path == "" {
-		t.Skipf("%s not set: no API server for the NodeClaim lifecycle tests", KubeconfigEnv)
+		kube.once.Do(func() {
+			kube.env, kube.err = localenv.Start(context.Background(), localenv.Options{NoKubelet: true})
+		})
+		if errors.Is(kube.err, localenv.ErrNotBuilt) {
+			t.Skipf("no API server for the NodeClaim lifecycle tests: %v", kube.err)
+		}
+		if kube.err != nil {
+			t.Fatalf("start a local control plane: %v", kube.err)
+		}
+		cfg, err := kube.env.RESTConfig()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return cfg
 	}
 	cfg, err := clientcmd.BuildConfigFromFlags("", path)
 	if err != nil {

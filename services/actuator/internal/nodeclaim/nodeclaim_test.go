@@ -1,6 +1,8 @@
 package nodeclaim
 
 import (
+	"github.com/flotilla-dev/flotilla/api/snapshot"
+	"slices"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -38,11 +40,17 @@ func TestCompatible(t *testing.T) {
 		{"custom label is the node's, not the offering's", []karpv1.NodeSelectorRequirementWithMinValues{req("team", corev1.NodeSelectorOpIn, "a")}, true},
 		{"well-known label the type lacks", []karpv1.NodeSelectorRequirementWithMinValues{req("karpenter.k8s.aws/instance-gpu-name", corev1.NodeSelectorOpIn, "t4")}, false},
 		{"well-known label absent as asked", []karpv1.NodeSelectorRequirementWithMinValues{req("karpenter.k8s.aws/instance-gpu-name", corev1.NodeSelectorOpDoesNotExist)}, true},
+		{"the claim's own labels hold for every offering", []karpv1.NodeSelectorRequirementWithMinValues{
+			req(karpv1.NodePoolLabelKey, corev1.NodeSelectorOpIn, "default"),
+			req(karpv1.LabelNodeClass, corev1.NodeSelectorOpIn, "default"),
+			req(corev1.LabelTopologyRegion, corev1.NodeSelectorOpIn, "us-east-1")}, true},
+		{"another NodePool's claim", []karpv1.NodeSelectorRequirementWithMinValues{req(karpv1.NodePoolLabelKey, corev1.NodeSelectorOpIn, "gpu")}, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			if got := Compatible(tt.reqs, typeLabels, offer); got != tt.want {
+			claimLabels := map[string]string{karpv1.NodePoolLabelKey: "default", karpv1.LabelNodeClass: "default", corev1.LabelTopologyRegion: "us-east-1"}
+			if got := Compatible(tt.reqs, typeLabels, offer, claimLabels); got != tt.want {
 				t.Errorf("Compatible = %v, want %v", got, tt.want)
 			}
 		})
@@ -137,5 +145,19 @@ func TestAdopt(t *testing.T) {
 	}
 	if adopt(node, claim) {
 		t.Error("adopting twice changed the node again")
+	}
+}
+
+// TestBuildRecordsNominatedPods: the claim names the pods it is for, so a
+// restarted watcher still counts them as on their way.
+func TestBuildRecordsNominatedPods(t *testing.T) {
+	t.Parallel()
+	plan := &clusterv1.NodeClaimPlan{Name: "default-x", NodePool: "default", InstanceType: "t3.medium",
+		Pods: []string{"shop/web-1", "shop/web-0"}}
+	pool := &karpv1.NodePool{}
+	pool.Name = "default"
+	claim := (&Controller{}).build(plan, pool, map[string]corev1.ResourceList{"t3.medium": {}})
+	if got := snapshot.NominatedPods(claim); !slices.Equal(got, []string{"shop/web-0", "shop/web-1"}) {
+		t.Errorf("nominated pods = %v, want both pods sorted", got)
 	}
 }

@@ -3,6 +3,8 @@ package provisioning_test
 import (
 	"context"
 	"fmt"
+	"runtime"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -31,6 +33,7 @@ func BenchmarkSolve(b *testing.B) {
 			b.ReportAllocs()
 			var nodes int
 			var price float64
+			peak := watchHeap()
 			start := cpuTime()
 			for b.Loop() {
 				p, err := provisioning.Solve(context.Background(), s)
@@ -44,6 +47,34 @@ func BenchmarkSolve(b *testing.B) {
 			b.ReportMetric(float64(cpu.Nanoseconds())/float64(b.N), "cpu-ns/op")
 			b.ReportMetric(float64(nodes), "nodeclaims")
 			b.ReportMetric(price, "$/h")
+			b.ReportMetric(float64(peak()>>20), "peak-heap-MiB")
 		})
+	}
+}
+
+// watchHeap samples the heap in use until the returned function is called,
+// which returns the most it saw.
+func watchHeap() func() uint64 {
+	done := make(chan struct{})
+	var most atomic.Uint64
+	go func() {
+		t := time.NewTicker(20 * time.Millisecond)
+		defer t.Stop()
+		var ms runtime.MemStats
+		for {
+			runtime.ReadMemStats(&ms)
+			if ms.HeapInuse > most.Load() {
+				most.Store(ms.HeapInuse)
+			}
+			select {
+			case <-done:
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	return func() uint64 {
+		close(done)
+		return most.Load()
 	}
 }

@@ -217,23 +217,6 @@ func sameLabels(a, b *poolType, keys []string) bool {
 	return true
 }
 
-// minValuesOK reports whether the types offer at least minValues distinct
-// values for every pool requirement that asks for it.
-func minValuesOK[T any](pi *poolInfo, list []T, typ func(T) *poolType) bool {
-	for _, req := range pi.minValues {
-		seen := map[string]bool{}
-		for _, x := range list {
-			if v, ok := typ(x).labels[req.Key]; ok && req.Matches(typ(x).labels) {
-				seen[v] = true
-			}
-		}
-		if len(seen) < req.MinValues {
-			return false
-		}
-	}
-	return true
-}
-
 // plan builds the model plan from the run.
 func (r *run) plan() *model.Plan {
 	p := r.p
@@ -267,11 +250,12 @@ func (r *run) plan() *model.Plan {
 		out.Placements = append(out.Placements, &model.Placement{Node: n.base.name, Pods: pods, InFlight: n.kind == kindInFlight})
 	}
 	names := map[string]bool{}
+	used := usedNames(r.p.snap)
 	for _, s := range r.rightSize() {
 		pods := podsOn[s.n.idx]
 		slices.Sort(pods)
 		nc := r.nodeClaim(s, pods)
-		for i := 2; names[nc.Name]; i++ {
+		for i := 2; names[nc.Name] || used[nc.Name]; i++ {
 			nc.Name = claimName(s.n.pool.np.Name, append(slices.Clone(pods), strconv.Itoa(i)))
 		}
 		names[nc.Name] = true
@@ -392,6 +376,23 @@ func anyOffer(types []*poolType, zone, ct int, zones, cts uint64) bool {
 		}
 	}
 	return false
+}
+
+// usedNames are the names of NodeClaims that exist and can no longer stand
+// for the pods their name was made from: registered (the scheduler may have
+// bound other pods to their node) or being deleted. A new claim that would
+// get one of these names takes the next one instead. A claim still in flight
+// keeps its name, so the same pods asked for again find it and nothing
+// launches twice.
+func usedNames(s *model.Snapshot) map[string]bool {
+	used := map[string]bool{}
+	for _, c := range s.NodeClaims {
+		registered, _ := c.Condition("Registered")
+		if c.NodeName != "" || c.Deleting || registered.Status == "True" {
+			used[c.Name] = true
+		}
+	}
+	return used
 }
 
 // claimName is "<nodepool>-<10 hex digits of a hash of the pod keys>",

@@ -115,7 +115,8 @@ func (r *run) shortlist(types []*poolType, pi *poolInfo, zones, cts uint64) []*p
 		}
 		list = append(list, scored{t: t, score: o.price / f})
 	}
-	if len(list) <= shortlistSize {
+	size := shortlistSize * r.widen
+	if len(list) <= size {
 		out := make([]*poolType, len(list))
 		for i, x := range list {
 			out[i] = x.t
@@ -126,7 +127,7 @@ func (r *run) shortlist(types []*poolType, pi *poolInfo, zones, cts uint64) []*p
 	slices.SortStableFunc(list[1:], func(a, b scored) int {
 		return cmp.Or(cmp.Compare(a.score, b.score), cmp.Compare(a.t.idx, b.t.idx))
 	})
-	for _, x := range list[1:shortlistSize] {
+	for _, x := range list[1:size] {
 		out = append(out, x.t)
 	}
 	return out

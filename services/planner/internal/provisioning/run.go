@@ -108,6 +108,8 @@ type run struct {
 	candBuf []*poolType
 	// lp makes the run start with the pattern LP's nodes.
 	lp bool
+	// widen multiplies how many instance types a new node is tried with.
+	widen int
 	// values are what the run thinks a pod of each class is worth ($/h):
 	// the class's estimate, or the pattern LP's dual for its shape.
 	values  []float64
@@ -117,7 +119,7 @@ type run struct {
 }
 
 func newRun(p *problem) *run {
-	r := &run{p: p}
+	r := &run{p: p, widen: 1}
 	r.counts = make([][]int32, len(p.groups))
 	r.owners = make([][]int32, len(p.groups))
 	r.totals = make([]int32, len(p.groups))

@@ -30,15 +30,18 @@ func Solve(ctx context.Context, s *model.Snapshot) (*model.Plan, error) {
 	// Two strategies, one per core: the greedy alone, and the pattern LP's
 	// nodes first with the greedy after. The better plan wins: fewer pods
 	// left out, then the lower price, then the greedy.
-	strategies := []bool{false, true}
+	strategies := []strategy{{lp: false, widen: 1}, {lp: true, widen: 1}}
+	if pendingPods(p) <= wideBelow {
+		strategies = append(strategies, strategy{lp: true, widen: 4})
+	}
 	plans := make([]*model.Plan, len(strategies))
 	errs := make([]error, len(strategies))
 	base := newRun(p)
 	var wg sync.WaitGroup
-	for i, lp := range strategies {
+	for i, st := range strategies {
 		wg.Go(func() {
 			r := base.clone()
-			r.lp = lp
+			r.lp, r.widen = st.lp, st.widen
 			if errs[i] = r.solve(ctx, order); errs[i] == nil {
 				plans[i] = r.plan()
 			}
@@ -56,6 +59,25 @@ func Solve(ctx context.Context, s *model.Snapshot) (*model.Plan, error) {
 		}
 	}
 	return best, nil
+}
+
+// strategy is one way to run the solver; Solve runs several and keeps the
+// best plan.
+type strategy struct {
+	lp    bool
+	widen int
+}
+
+// wideBelow is the number of pending pods up to which Solve also tries a
+// run that weighs four times as many instance types per new node.
+const wideBelow = 2000
+
+func pendingPods(p *problem) int {
+	n := 0
+	for _, c := range p.classes {
+		n += len(c.pods)
+	}
+	return n
 }
 
 // estimateValues sets each class's value: what one of its pods costs on

@@ -379,3 +379,43 @@ func TestSolveMinValues(t *testing.T) {
 		}
 	})
 }
+
+// TestClaimNamesSkipConsumedClaims: a pod whose NodeClaim came up and was
+// taken by another pod (the scheduler binds whichever pending pod it likes)
+// gets a new claim under a new name; a claim still in flight keeps its name.
+func TestClaimNamesSkipConsumedClaims(t *testing.T) {
+	base := func() *model.Snapshot {
+		return &model.Snapshot{
+			NodePools:     []*model.NodePool{pool("default", onDemand)},
+			InstanceTypes: catalog(smallCatalog),
+			Pods:          []*model.Pod{pod("web", 1000, 1024)},
+		}
+	}
+	first, err := provisioning.Solve(context.Background(), base())
+	if err != nil || len(first.NodeClaims) != 1 {
+		t.Fatalf("plan = %+v, %v", first, err)
+	}
+	name := first.NodeClaims[0].Name
+
+	inFlight := base()
+	inFlight.NodeClaims = []*model.NodeClaim{{Name: name, NodePool: "default", InstanceType: first.NodeClaims[0].InstanceType}}
+	again, err := provisioning.Solve(context.Background(), inFlight)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, nc := range again.NodeClaims {
+		if nc.Name != name {
+			t.Errorf("with %s in flight a second claim %s was planned for the same pod", name, nc.Name)
+		}
+	}
+
+	consumed := base()
+	consumed.NodeClaims = []*model.NodeClaim{{Name: name, NodePool: "default", NodeName: "ip-1", Deleting: true}}
+	next, err := provisioning.Solve(context.Background(), consumed)
+	if err != nil || len(next.NodeClaims) != 1 {
+		t.Fatalf("plan = %+v, %v", next, err)
+	}
+	if next.NodeClaims[0].Name == name {
+		t.Errorf("new claim reuses the name %s of a claim whose node took other pods", name)
+	}
+}

@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"fmt"
 	"slices"
-	"strconv"
 	"strings"
 
 	"github.com/flotilla-dev/flotilla/services/planner/internal/model"
@@ -256,7 +255,7 @@ func (p *problem) spreadGroup(c *podClass, s model.TopologySpreadConstraint) *gr
 			continue
 		}
 		for _, reqs := range c.required {
-			for _, v := range p.newDomains(pi, reqs, c.req, s.TopologyKey) {
+			for _, v := range p.newDomains(pi, reqs, s.TopologyKey) {
 				add(v)
 			}
 		}
@@ -312,16 +311,15 @@ func (p *problem) existingDomains(c *podClass, s model.TopologySpreadConstraint)
 type domainsKey struct {
 	pool     int
 	alt, key string
-	req      shape
 }
 
 // newDomains returns the values of a topology key the pool's new nodes may
 // take that pods with the given requirements are eligible for (whether or
 // not they fit: Kubernetes counts a domain by labels, not by room).
-func (p *problem) newDomains(pi *poolInfo, reqs []model.Requirement, req model.Resources, key string) []string {
+func (p *problem) newDomains(pi *poolInfo, reqs []model.Requirement, key string) []string {
 	sig := requirementsSig(reqs)
-	dk := domainsKey{pool: pi.idx, alt: sig, key: key, req: shapeOf(req)}
-	if v, ok := p.domainsCache[dk]; ok && len(req.Extended) == 0 {
+	dk := domainsKey{pool: pi.idx, alt: sig, key: key}
+	if v, ok := p.domainsCache[dk]; ok {
 		return v
 	}
 	var out []string
@@ -436,5 +434,3 @@ func selectorText(s *model.LabelSelector) string {
 	}
 	return strings.Join(parts, ",")
 }
-
-func itoa(i int) string { return strconv.Itoa(i) }

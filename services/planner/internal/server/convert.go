@@ -274,6 +274,18 @@ func decodeAffinityTerm(fp path, t *clusterv1.PodAffinityTerm) (model.PodAffinit
 	return model.PodAffinityTerm{Selector: sel, Namespaces: t.GetNamespaces(), AllNamespaces: t.GetAllNamespaces(), TopologyKey: t.GetTopologyKey()}, err
 }
 
+func decodeTerms(fp path, name string, ts []*clusterv1.PodAffinityTerm) ([]model.PodAffinityTerm, error) {
+	var out []model.PodAffinityTerm
+	for i, t := range ts {
+		term, err := decodeAffinityTerm(fp.i(name, i), t)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, term)
+	}
+	return out, nil
+}
+
 func decodeWeightedTerms(fp path, name string, ts []*clusterv1.WeightedPodAffinityTerm) ([]model.WeightedPodAffinityTerm, error) {
 	var out []model.WeightedPodAffinityTerm
 	for i, t := range ts {
@@ -347,19 +359,11 @@ func decodePod(fp path, p *clusterv1.Pod) (*model.Pod, error) {
 		}
 		m.NodeAffinity.Preferred = append(m.NodeAffinity.Preferred, model.WeightedNodeSelectorTerm{Weight: t.GetWeight(), Term: term})
 	}
-	for i, t := range p.GetPodAffinity() {
-		term, err := decodeAffinityTerm(fp.i("pod_affinity", i), t)
-		if err != nil {
-			return nil, err
-		}
-		m.PodAffinity = append(m.PodAffinity, term)
+	if m.PodAffinity, err = decodeTerms(fp, "pod_affinity", p.GetPodAffinity()); err != nil {
+		return nil, err
 	}
-	for i, t := range p.GetPodAntiAffinity() {
-		term, err := decodeAffinityTerm(fp.i("pod_anti_affinity", i), t)
-		if err != nil {
-			return nil, err
-		}
-		m.PodAntiAffinity = append(m.PodAntiAffinity, term)
+	if m.PodAntiAffinity, err = decodeTerms(fp, "pod_anti_affinity", p.GetPodAntiAffinity()); err != nil {
+		return nil, err
 	}
 	if m.PreferredPodAffinity, err = decodeWeightedTerms(fp, "preferred_pod_affinity", p.GetPreferredPodAffinity()); err != nil {
 		return nil, err
