@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"github.com/flotilla-dev/flotilla/test/localenv"
+	"k8s.io/client-go/util/retry"
 	"os"
 	"strings"
 	"sync"
@@ -316,11 +317,21 @@ func (l *lifecycle) join(t *testing.T, claim *karpv1.NodeClaim) *corev1.Node {
 	if err != nil {
 		t.Fatal(err)
 	}
-	n.Status.Conditions = []corev1.NodeCondition{{Type: corev1.NodeReady, Status: corev1.ConditionTrue, Reason: "KubeletReady",
-		LastHeartbeatTime: metav1.Now(), LastTransitionTime: metav1.Now()}}
-	n.Status.Capacity = corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("2"), corev1.ResourceMemory: resource.MustParse("4Gi"), corev1.ResourcePods: resource.MustParse("17")}
-	n.Status.Allocatable = n.Status.Capacity
-	if n, err = l.kube.CoreV1().Nodes().UpdateStatus(t.Context(), n, metav1.UpdateOptions{}); err != nil {
+	// The controller adopts the node (labels, taints) at the same time: the
+	// kubelet's status report retries on conflict, as a kubelet does.
+	err = retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		cur, err := l.kube.CoreV1().Nodes().Get(t.Context(), name, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		cur.Status.Conditions = []corev1.NodeCondition{{Type: corev1.NodeReady, Status: corev1.ConditionTrue, Reason: "KubeletReady",
+			LastHeartbeatTime: metav1.Now(), LastTransitionTime: metav1.Now()}}
+		cur.Status.Capacity = corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("2"), corev1.ResourceMemory: resource.MustParse("4Gi"), corev1.ResourcePods: resource.MustParse("17")}
+		cur.Status.Allocatable = cur.Status.Capacity
+		n, err = l.kube.CoreV1().Nodes().UpdateStatus(t.Context(), cur, metav1.UpdateOptions{})
+		return err
+	})
+	if err != nil {
 		t.Fatal(err)
 	}
 	return n
