@@ -38,7 +38,7 @@ func TestUpStatusEnvDown(t *testing.T) {
 	}
 	t.Cleanup(func() { _, _ = run("down") })
 
-	out, err := run("up", "--free-ports")
+	out, err := run("up", "--free-ports", "--no-flotilla")
 	if err != nil {
 		t.Fatalf("localenv up: %v\n%s", err, out)
 	}
@@ -66,7 +66,7 @@ func TestUpStatusEnvDown(t *testing.T) {
 
 	// A second up finds the environment running and changes nothing.
 	pids := recordedPIDs(t, dir)
-	if out, err := run("up", "--free-ports"); err != nil {
+	if out, err := run("up", "--free-ports", "--no-flotilla"); err != nil {
 		t.Fatalf("second localenv up: %v\n%s", err, out)
 	}
 	if again := recordedPIDs(t, dir); len(again) != len(pids) || strings.Join(again, ",") != strings.Join(pids, ",") {
