@@ -71,6 +71,18 @@ build: ## build bin/planner, bin/actuator, bin/watcher and the local-environment
 	for s in $(SERVICES); do (cd services/$$s && go build -ldflags "$(LDFLAGS)" -o $(BIN)/$$s ./cmd/$$s); done
 	cd test && go build -o $(BIN)/localenv ./cmd/localenv && go build -o $(BIN)/kubelet-sim ./cmd/kubelet-sim
 
+## ---- images and deployment -------------------------------------------
+
+IMAGE_PREFIX ?= ghcr.io/flotilla-dev/flotilla
+
+.PHONY: images
+images: ## build the container images of the three services (needs a Docker engine)
+	for s in $(SERVICES); do docker build -f services/$$s/Dockerfile --build-arg VERSION=$(VERSION) -t $(IMAGE_PREFIX)/$$s:$(VERSION) .; done
+
+.PHONY: deploy-check
+deploy-check: controlplane ## kubectl kustomize every overlay of deploy/ and dry-run it server-side against a local apiserver
+	cd test && go test -count=1 -run 'TestDeploy' -v ./deploy/
+
 ## ---- tests ---------------------------------------------------------------
 
 .PHONY: test
@@ -81,17 +93,21 @@ unit: controlplane ## unit and integration tests of every module (integration te
 	for m in $(MODULES); do echo "== $$m"; (cd $$m && go test -count=1 -timeout 20m $$(go list ./... | grep -v /test/e2e)); done
 
 .PHONY: e2e
-e2e: controlplane build ## end-to-end tests: real apiserver, scheduler, kwok, moto_server and the three services
+e2e: controlplane jaeger build ## end-to-end tests: real apiserver, scheduler, kwok, moto_server, Jaeger and the three services (two replicas each of actuator and watcher, mutual TLS)
 	cd test && FLOTILLA_BIN=$(BIN) go test -count=1 -timeout $(E2E_TIMEOUT) ./e2e/...
 
 .PHONY: bench
 bench: ## solver and watcher benchmarks (figures in bench.txt; compare runs with benchstat)
 	cd services/planner && go test -run '^$$' -bench . -benchmem -count 6 ./... | tee $(ROOT)/bench.txt
 
+.PHONY: load-watcher
+load-watcher: controlplane ## watcher load test: 5,000 nodes and 100,000 pods in a local apiserver; memory, snapshot, CPU, burst latency (20-60 min)
+	cd services/watcher && FLOTILLA_LOAD=1 go test -count=1 -timeout 150m -run '^TestLoad$$' -v ./cmd/watcher/
+
 ## ---- local environment -------------------------------------------------
 
 .PHONY: up
-up: controlplane build ## start the local environment (control plane, moto, simulated kubelet, the three services)
+up: controlplane jaeger build ## start the local environment (control plane, moto, simulated kubelet, Jaeger, the three services)
 	$(BIN)/localenv up
 
 .PHONY: down

@@ -16,6 +16,7 @@ require (
 )
 
 require (
+	buf.build/gen/go/bufbuild/protovalidate/protocolbuffers/go v1.36.12-20260825204119-511051f7f437.1 // indirect
 	github.com/aws/aws-sdk-go-v2/feature/ec2/imds v1.20.9 // indirect
 	github.com/aws/aws-sdk-go-v2/internal/configsources v1.5.12 // indirect
 	github.com/aws/aws-sdk-go-v2/internal/endpoints/v2 v2.8.12 // indirect
@@ -83,7 +84,9 @@ replace (
 )
 
 require (
+	github.com/aws/aws-sdk-go-v2/service/sqs v1.53.0
 	github.com/flotilla-dev/flotilla/api v0.0.0
+	github.com/flotilla-dev/flotilla/gen v0.0.0
 	google.golang.org/grpc v1.85.0
 	k8s.io/apiextensions-apiserver v0.37.2
 )

@@ -322,15 +322,20 @@ func TestPodVolumeTopology(t *testing.T) {
 			"default/legacy":    {Spec: corev1.PersistentVolumeClaimSpec{VolumeName: "pv-legacy"}},
 			"default/unbound":   {Spec: corev1.PersistentVolumeClaimSpec{StorageClassName: &gp3}},
 			"default/immediate": {Spec: corev1.PersistentVolumeClaimSpec{StorageClassName: &fast}},
+			"default/efs":       {Spec: corev1.PersistentVolumeClaimSpec{VolumeName: "pv-efs"}},
+			"default/nfs":       {Spec: corev1.PersistentVolumeClaimSpec{VolumeName: "pv-nfs"}},
 		},
 		pvs: map[string]*corev1.PersistentVolume{
 			"pv-1": {Spec: corev1.PersistentVolumeSpec{NodeAffinity: &corev1.VolumeNodeAffinity{Required: &corev1.NodeSelector{NodeSelectorTerms: []corev1.NodeSelectorTerm{{
 				MatchExpressions: []corev1.NodeSelectorRequirement{{Key: "topology.ebs.csi.aws.com/zone", Operator: corev1.NodeSelectorOpIn, Values: []string{"us-east-1b"}}},
-			}}}}}},
-			"pv-legacy": {ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"failure-domain.beta.kubernetes.io/zone": "us-east-1c__us-east-1a"}}},
+			}}}}, PersistentVolumeSource: corev1.PersistentVolumeSource{CSI: &corev1.CSIPersistentVolumeSource{Driver: "ebs.csi.aws.com", VolumeHandle: "vol-1"}}}},
+			"pv-legacy": {ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"failure-domain.beta.kubernetes.io/zone": "us-east-1c__us-east-1a"}},
+				Spec: corev1.PersistentVolumeSpec{PersistentVolumeSource: corev1.PersistentVolumeSource{AWSElasticBlockStore: &corev1.AWSElasticBlockStoreVolumeSource{VolumeID: "vol-2"}}}},
+			"pv-efs": {Spec: corev1.PersistentVolumeSpec{PersistentVolumeSource: corev1.PersistentVolumeSource{CSI: &corev1.CSIPersistentVolumeSource{Driver: "efs.csi.aws.com", VolumeHandle: "fs-1"}}}},
+			"pv-nfs": {Spec: corev1.PersistentVolumeSpec{PersistentVolumeSource: corev1.PersistentVolumeSource{NFS: &corev1.NFSVolumeSource{Server: "nfs", Path: "/"}}}},
 		},
 		classes: map[string]*storagev1.StorageClass{
-			"gp3": {VolumeBindingMode: &wffc, AllowedTopologies: []corev1.TopologySelectorTerm{{MatchLabelExpressions: []corev1.TopologySelectorLabelRequirement{
+			"gp3": {Provisioner: "ebs.csi.aws.com", VolumeBindingMode: &wffc, AllowedTopologies: []corev1.TopologySelectorTerm{{MatchLabelExpressions: []corev1.TopologySelectorLabelRequirement{
 				{Key: "topology.kubernetes.io/zone", Values: []string{"us-east-1a"}},
 			}}}},
 			"fast": {VolumeBindingMode: &immediate, AllowedTopologies: []corev1.TopologySelectorTerm{{MatchLabelExpressions: []corev1.TopologySelectorLabelRequirement{
@@ -344,6 +349,7 @@ func TestPodVolumeTopology(t *testing.T) {
 	}
 	p.Spec.Volumes = []corev1.Volume{
 		claim("a", "bound"), claim("b", "legacy"), claim("c", "unbound"), claim("d", "immediate"), claim("e", "missing"),
+		claim("f", "efs"), claim("g", "nfs"),
 		{Name: "eph", VolumeSource: corev1.VolumeSource{Ephemeral: &corev1.EphemeralVolumeSource{VolumeClaimTemplate: &corev1.PersistentVolumeClaimTemplate{
 			Spec: corev1.PersistentVolumeClaimSpec{StorageClassName: &gp3},
 		}}}},
@@ -355,16 +361,21 @@ func TestPodVolumeTopology(t *testing.T) {
 	zone := func(zones ...string) []*clusterv1.NodeSelectorTerm {
 		return []*clusterv1.NodeSelectorTerm{{Requirements: []*clusterv1.Requirement{{Key: "topology.kubernetes.io/zone", Operator: clusterv1.Operator_OPERATOR_IN, Values: zones}}}}
 	}
+	// Terms say where the pod may run, drivers what attaches its volumes
+	// (an in-tree EBS volume is attached by the EBS CSI driver); a claim
+	// with neither (immediate binding, no driver; missing; NFS) is left
+	// out.
 	want := []*clusterv1.VolumeTopology{
-		{Claim: "bound", Terms: zone("us-east-1b")},
-		{Claim: "legacy", Terms: zone("us-east-1a", "us-east-1c")},
-		{Claim: "unbound", Terms: zone("us-east-1a")},
-		{Claim: "web-1-eph", Terms: zone("us-east-1a")},
+		{Claim: "bound", Terms: zone("us-east-1b"), Driver: "ebs.csi.aws.com"},
+		{Claim: "legacy", Terms: zone("us-east-1a", "us-east-1c"), Driver: "ebs.csi.aws.com"},
+		{Claim: "unbound", Terms: zone("us-east-1a"), Driver: "ebs.csi.aws.com"},
+		{Claim: "efs", Driver: "efs.csi.aws.com"},
+		{Claim: "web-1-eph", Terms: zone("us-east-1a"), Driver: "ebs.csi.aws.com"},
 	}
 	if diff := cmp.Diff(want, got.GetVolumes(), protocmp.Transform()); diff != "" {
 		t.Errorf("volume topology mismatch (-want +got):\n%s", diff)
 	}
-	if diff := cmp.Diff([]string{"bound", "legacy", "unbound", "immediate", "missing", "web-1-eph"}, ClaimNames(p)); diff != "" {
+	if diff := cmp.Diff([]string{"bound", "legacy", "unbound", "immediate", "missing", "efs", "nfs", "web-1-eph"}, ClaimNames(p)); diff != "" {
 		t.Errorf("ClaimNames mismatch (-want +got):\n%s", diff)
 	}
 }
@@ -413,6 +424,31 @@ func TestPodAffinityNamespaceSelector(t *testing.T) {
 			term := got.GetPodAntiAffinity()[0]
 			if diff := cmp.Diff(tc.wantNS, term.GetNamespaces()); diff != "" || term.GetAllNamespaces() != tc.wantAll {
 				t.Errorf("namespaces %v all=%v, want %v all=%v", term.GetNamespaces(), term.GetAllNamespaces(), tc.wantNS, tc.wantAll)
+			}
+		})
+	}
+}
+
+func TestAttachableVolumes(t *testing.T) {
+	t.Parallel()
+	count := func(n int32) *storagev1.VolumeNodeResources { return &storagev1.VolumeNodeResources{Count: &n} }
+	tests := []struct {
+		name string
+		node *storagev1.CSINode
+		want map[string]int64
+	}{
+		{"no CSINode yet", nil, nil},
+		{"drivers with and without a limit", &storagev1.CSINode{Spec: storagev1.CSINodeSpec{Drivers: []storagev1.CSINodeDriver{
+			{Name: "ebs.csi.aws.com", NodeID: "i-1", Allocatable: count(25)},
+			{Name: "efs.csi.aws.com", NodeID: "i-1"},
+			{Name: "fsx.csi.aws.com", NodeID: "i-1", Allocatable: &storagev1.VolumeNodeResources{}},
+		}}}, map[string]int64{"ebs.csi.aws.com": 25}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			if diff := cmp.Diff(tc.want, AttachableVolumes(tc.node)); diff != "" {
+				t.Errorf("AttachableVolumes (-want +got):\n%s", diff)
 			}
 		})
 	}

@@ -26,44 +26,38 @@ func Resources(field string, list corev1.ResourceList) (*clusterv1.Resources, er
 	}
 	out := &clusterv1.Resources{}
 	// Sorted for deterministic errors.
-	names := make([]string, 0, len(list))
+	var buf [8]string
+	names := buf[:0]
 	for name := range list {
 		names = append(names, string(name))
 	}
 	sort.Strings(names)
 	for _, name := range names {
 		q := list[corev1.ResourceName(name)]
-		f := fmt.Sprintf("%s[%s]", field, name)
+		var (
+			v   int64
+			err error
+		)
+		if corev1.ResourceName(name) == corev1.ResourceCPU {
+			v, err = milliValue(q)
+		} else {
+			v, err = baseValue(q)
+		}
+		if err != nil {
+			// The field is named only on error: this runs for every
+			// container of every pod the watcher sees.
+			return nil, prefixField(fmt.Sprintf("%s[%s]", field, name), err)
+		}
 		switch corev1.ResourceName(name) {
 		case corev1.ResourceCPU:
-			v, err := milliValue(f, q)
-			if err != nil {
-				return nil, err
-			}
 			out.CpuMillis = v
 		case corev1.ResourceMemory:
-			v, err := baseValue(f, q)
-			if err != nil {
-				return nil, err
-			}
 			out.MemoryBytes = v
 		case corev1.ResourcePods:
-			v, err := baseValue(f, q)
-			if err != nil {
-				return nil, err
-			}
 			out.Pods = v
 		case corev1.ResourceEphemeralStorage:
-			v, err := baseValue(f, q)
-			if err != nil {
-				return nil, err
-			}
 			out.EphemeralStorageBytes = v
 		default:
-			v, err := baseValue(f, q)
-			if err != nil {
-				return nil, err
-			}
 			if out.Extended == nil {
 				out.Extended = map[string]int64{}
 			}
@@ -81,40 +75,39 @@ func Limits(field string, list corev1.ResourceList) (map[string]int64, error) {
 	}
 	out := make(map[string]int64, len(list))
 	for name, q := range list {
-		f := fmt.Sprintf("%s[%s]", field, name)
 		var (
 			v   int64
 			err error
 		)
 		if name == corev1.ResourceCPU {
-			v, err = milliValue(f, q)
+			v, err = milliValue(q)
 		} else {
-			v, err = baseValue(f, q)
+			v, err = baseValue(q)
 		}
 		if err != nil {
-			return nil, err
+			return nil, prefixField(fmt.Sprintf("%s[%s]", field, name), err)
 		}
 		out[string(name)] = v
 	}
 	return out, nil
 }
 
-func milliValue(field string, q resource.Quantity) (int64, error) {
+func milliValue(q resource.Quantity) (int64, error) {
 	if q.Sign() < 0 {
-		return 0, fieldErrorf(field, "quantity %s is negative", q.String())
+		return 0, fieldErrorf("", "quantity %s is negative", q.String())
 	}
 	if tooLarge(q, maxMilli) {
-		return 0, fieldErrorf(field, "quantity %s is too large", q.String())
+		return 0, fieldErrorf("", "quantity %s is too large", q.String())
 	}
 	return q.MilliValue(), nil
 }
 
-func baseValue(field string, q resource.Quantity) (int64, error) {
+func baseValue(q resource.Quantity) (int64, error) {
 	if q.Sign() < 0 {
-		return 0, fieldErrorf(field, "quantity %s is negative", q.String())
+		return 0, fieldErrorf("", "quantity %s is negative", q.String())
 	}
 	if tooLarge(q, maxBase) {
-		return 0, fieldErrorf(field, "quantity %s is too large", q.String())
+		return 0, fieldErrorf("", "quantity %s is too large", q.String())
 	}
 	return q.Value(), nil
 }

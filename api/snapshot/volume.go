@@ -78,43 +78,108 @@ func volumeTopology(p *corev1.Pod, vs VolumeSource) ([]*clusterv1.VolumeTopology
 	return VolumeTopology(p.Namespace, VolumeClaims(p), vs)
 }
 
-// VolumeTopology returns where claims (of a pod in namespace) let the pod
-// run: for a bound claim the PersistentVolume's node affinity (or its legacy
-// zone labels), for an unbound claim of a WaitForFirstConsumer StorageClass
-// the class's allowed topologies. Claims that are missing or unconstrained
-// add nothing.
+// VolumeTopology returns what claims (of a pod in namespace) mean for
+// where the pod runs: for a bound claim the PersistentVolume's node
+// affinity (or its legacy zone labels) and its CSI driver, for an unbound
+// claim of a WaitForFirstConsumer StorageClass the class's allowed
+// topologies, and its provisioner as the driver. A claim is listed when it
+// constrains the node or names a driver; missing claims add nothing.
 func VolumeTopology(namespace string, claims []VolumeClaim, vs VolumeSource) ([]*clusterv1.VolumeTopology, error) {
 	var out []*clusterv1.VolumeTopology
 	for _, vc := range claims {
-		var terms []*clusterv1.NodeSelectorTerm
-		var err error
+		var (
+			terms  []*clusterv1.NodeSelectorTerm
+			driver string
+			err    error
+		)
 		if pvc := vs.PersistentVolumeClaim(namespace, vc.Claim); pvc != nil {
-			terms, err = claimTopology(pvc, vs)
+			terms, driver, err = claimTopology(pvc, vs)
 		} else if vc.Class != "" {
-			terms, err = classTopology(vs.StorageClass(vc.Class))
+			sc := vs.StorageClass(vc.Class)
+			terms, err = classTopology(sc)
+			driver = classDriver(sc)
 		}
 		if err != nil {
 			return nil, prefixField(vc.Field, fmt.Errorf("claim %s: %w", vc.Claim, err))
 		}
-		if len(terms) > 0 {
-			out = append(out, &clusterv1.VolumeTopology{Claim: vc.Claim, Terms: terms})
+		if len(terms) > 0 || driver != "" {
+			out = append(out, &clusterv1.VolumeTopology{Claim: vc.Claim, Terms: terms, Driver: driver})
 		}
 	}
 	return out, nil
 }
 
-func claimTopology(pvc *corev1.PersistentVolumeClaim, vs VolumeSource) ([]*clusterv1.NodeSelectorTerm, error) {
+func claimTopology(pvc *corev1.PersistentVolumeClaim, vs VolumeSource) ([]*clusterv1.NodeSelectorTerm, string, error) {
 	if pvc.Spec.VolumeName != "" {
-		return volumeTerms(vs.PersistentVolume(pvc.Spec.VolumeName))
+		pv := vs.PersistentVolume(pvc.Spec.VolumeName)
+		terms, err := volumeTerms(pv)
+		return terms, VolumeDriver(pv), err
 	}
 	class := pvc.Annotations[annStorageClassBeta]
 	if pvc.Spec.StorageClassName != nil {
 		class = *pvc.Spec.StorageClassName
 	}
 	if class == "" {
-		return nil, nil
+		return nil, "", nil
 	}
-	return classTopology(vs.StorageClass(class))
+	sc := vs.StorageClass(class)
+	terms, err := classTopology(sc)
+	return terms, classDriver(sc), err
+}
+
+// DriverEBS is the AWS EBS CSI driver, which also attaches the in-tree
+// awsElasticBlockStore volumes (CSI migration).
+const DriverEBS = "ebs.csi.aws.com"
+
+// provisionerEBS is the in-tree EBS provisioner, migrated to DriverEBS.
+const provisionerEBS = "kubernetes.io/aws-ebs"
+
+// VolumeDriver returns the CSI driver that attaches a PersistentVolume, ""
+// when none does (or pv is nil).
+func VolumeDriver(pv *corev1.PersistentVolume) string {
+	switch {
+	case pv == nil:
+		return ""
+	case pv.Spec.CSI != nil:
+		return pv.Spec.CSI.Driver
+	case pv.Spec.AWSElasticBlockStore != nil:
+		return DriverEBS
+	}
+	return ""
+}
+
+// classDriver returns the CSI driver a StorageClass provisions volumes for:
+// its provisioner, which for CSI is the driver's name.
+func classDriver(sc *storagev1.StorageClass) string {
+	switch {
+	case sc == nil:
+		return ""
+	case sc.Provisioner == provisionerEBS:
+		return DriverEBS
+	case strings.HasPrefix(sc.Provisioner, "kubernetes.io/"):
+		// Other in-tree plugins attach nothing the planner counts.
+		return ""
+	}
+	return sc.Provisioner
+}
+
+// AttachableVolumes returns how many volumes each CSI driver can attach to
+// a node, from its CSINode (drivers that report no count set no limit).
+func AttachableVolumes(n *storagev1.CSINode) map[string]int64 {
+	if n == nil {
+		return nil
+	}
+	var out map[string]int64
+	for _, d := range n.Spec.Drivers {
+		if d.Allocatable == nil || d.Allocatable.Count == nil {
+			continue
+		}
+		if out == nil {
+			out = map[string]int64{}
+		}
+		out[d.Name] = int64(*d.Allocatable.Count)
+	}
+	return out
 }
 
 // volumeTerms returns a PersistentVolume's node affinity, or a term built

@@ -32,6 +32,9 @@ type world struct {
 
 var w *world
 
+// Replicas of the actuator and the watcher the tests run.
+const Replicas = 2
+
 func TestMain(m *testing.M) {
 	os.Exit(run(m))
 }
@@ -62,7 +65,18 @@ func run(m *testing.M) int {
 		}
 		_ = env.Stop(context.Background())
 	}()
-	if err := env.StartFlotilla(ctx, localenv.FlotillaOptions{BinDir: bin}); err != nil {
+	jaeger, err := localenv.FindJaeger(ctx, os.Stderr)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "e2e:", err)
+		return 1
+	}
+	if err := env.StartJaeger(ctx, jaeger, localenv.JaegerOptions{}); err != nil {
+		fmt.Fprintln(os.Stderr, "e2e: start jaeger:", err)
+		return 1
+	}
+	// As in production: mutual TLS, and two replicas of the actuator and
+	// the watcher, one of each leading.
+	if err := env.StartFlotilla(ctx, localenv.FlotillaOptions{BinDir: bin, Replicas: Replicas}); err != nil {
 		fmt.Fprintln(os.Stderr, "e2e: start flotilla:", err)
 		return 1
 	}

@@ -6,6 +6,7 @@ import (
 	"net"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
@@ -35,6 +36,11 @@ const (
 	VarPlannerAddr  = "FLOTILLA_PLANNER_ADDR"
 	VarActuatorAddr = "FLOTILLA_ACTUATOR_ADDR"
 	VarWatcherAddr  = "FLOTILLA_WATCHER_ADDR"
+	// VarGRPCCert, VarGRPCKey and VarGRPCCA name a client certificate, its
+	// key and the CA for calling the services (grpcurl -cert -key -cacert).
+	VarGRPCCert = "FLOTILLA_GRPC_CERT"
+	VarGRPCKey  = "FLOTILLA_GRPC_KEY"
+	VarGRPCCA   = "FLOTILLA_GRPC_CA"
 )
 
 // KubernetesMinor is the minor version of the local control plane, which
@@ -50,6 +56,10 @@ type FlotillaOptions struct {
 	PlannerPort, ActuatorPort, WatcherPort int
 	// ExtraEnv is added to every service's environment (OTEL_* for traces).
 	ExtraEnv []string
+	// Replicas of the actuator and the watcher (leader-elected); 1 when 0.
+	Replicas int
+	// Plaintext turns mutual TLS between the services off.
+	Plaintext bool
 }
 
 // Prepare makes the environment ready for Flotilla: it installs the CRDs,
@@ -129,8 +139,13 @@ func (e *Env) InstallCRDs(ctx context.Context) error {
 }
 
 // FlotillaProcesses returns the planner, actuator and watcher wired to the
-// environment, in start order, and publishes their addresses.
+// environment, in start order, and publishes their addresses. Unless
+// o.Plaintext, the services speak mutual TLS with certificates from the
+// environment's CA (see ClientTLSFiles) and answer health checks in
+// plaintext on a separate port, as in a cluster. With o.Replicas > 1 the
+// actuator and the watcher run that many replicas, one of each leading.
 func (e *Env) FlotillaProcesses(o FlotillaOptions) ([]Process, error) {
+	replicas := max(o.Replicas, 1)
 	ports := []*int{&o.PlannerPort, &o.ActuatorPort, &o.WatcherPort}
 	for _, p := range ports {
 		if *p == 0 {
@@ -141,38 +156,116 @@ func (e *Env) FlotillaProcesses(o FlotillaOptions) ([]Process, error) {
 			*p = free
 		}
 	}
+	// Health and metrics ports of every process, and the gRPC ports of the
+	// extra replicas.
+	extra, err := FreePorts(2*(1+2*replicas) + 2*(replicas-1))
+	if err != nil {
+		return nil, err
+	}
+	next := func() int { p := extra[0]; extra = extra[1:]; return p }
 	addr := func(port int) string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(port)) }
-	planner, actuator, watcher := addr(o.PlannerPort), addr(o.ActuatorPort), addr(o.WatcherPort)
-	for k, v := range map[string]string{VarPlannerAddr: planner, VarActuatorAddr: actuator, VarWatcherAddr: watcher} {
+	planner := addr(o.PlannerPort)
+	actuators := []string{addr(o.ActuatorPort)}
+	watchers := []string{addr(o.WatcherPort)}
+	for range replicas - 1 {
+		actuators = append(actuators, addr(next()))
+		watchers = append(watchers, addr(next()))
+	}
+	vars := map[string]string{VarPlannerAddr: planner, VarActuatorAddr: actuators[0], VarWatcherAddr: watchers[0]}
+	tlsArgs := map[string][]string{}
+	if !o.Plaintext {
+		for _, svc := range []string{ProcPlanner, ProcActuator, ProcWatcher} {
+			files, err := e.IssueServiceCert(svc)
+			if err != nil {
+				return nil, err
+			}
+			tlsArgs[svc] = []string{"--tls-cert=" + files.Cert, "--tls-key=" + files.Key, "--tls-ca=" + files.CA}
+		}
+		client, err := e.ClientTLSFiles()
+		if err != nil {
+			return nil, err
+		}
+		vars[VarGRPCCert], vars[VarGRPCKey], vars[VarGRPCCA] = client.Cert, client.Key, client.CA
+	}
+	env := append(e.Environ(), o.ExtraEnv...)
+	bin := func(name string) string { return filepath.Join(o.BinDir, name) }
+	var procs []Process
+	// add appends one service process with its health and metrics ports;
+	// leading replicas are ready when serving, standbys when ready to take
+	// over.
+	add := func(name, service string, standby bool, argv []string) {
+		health, metrics := addr(next()), addr(next())
+		vars[metricsVar(name)] = "http://" + metrics + "/metrics"
+		vars[healthVar(name)] = health
+		check := ""
+		if standby {
+			check = "readiness"
+		}
+		argv = append(argv, "--log-format=json", "--log-level=info", "--health-addr="+health, "--metrics-addr="+metrics)
+		procs = append(procs, Process{
+			Name: name, Env: append(env, "OTEL_SERVICE_NAME="+service),
+			Argv:  append(argv, tlsArgs[service]...),
+			Ready: grpcReady(health, check),
+		})
+	}
+	// With replicas, any of them may lead after a restart: all are ready
+	// once ready to lead or stand by. A single replica is ready once it
+	// serves (the watcher: streams to the planner).
+	elected := replicas > 1
+	add(ProcPlanner, "planner", false, []string{bin("planner"), "serve", "--listen=" + planner})
+	for i, a := range actuators {
+		add(replicaName(ProcActuator, i), "actuator", elected, []string{bin("actuator"), "--listen=" + a, "--kubeconfig=" + e.Kubeconfig,
+			"--cluster-name=" + e.ClusterName, "--region=" + e.Region, "--aws-endpoint=" + e.MotoEndpoint,
+			"--ami-parameter-prefix=" + moto.AMIParameterPrefix, "--kubernetes-version=" + KubernetesMinor,
+			"--pricing-api=false"})
+	}
+	for i, w := range watchers {
+		add(replicaName(ProcWatcher, i), "watcher", elected, []string{bin("watcher"), "--listen=" + w, "--kubeconfig=" + e.Kubeconfig,
+			"--planner-addr=" + planner, "--actuator-addr=" + strings.Join(actuators, ","), "--cluster-name=" + e.ClusterName,
+			"--region=" + e.Region})
+	}
+	for k, v := range vars {
 		if err := e.SetVar(k, v); err != nil {
 			return nil, err
 		}
 	}
-	env := append(e.Environ(), o.ExtraEnv...)
-	common := []string{"--log-format=json", "--log-level=info"}
-	bin := func(name string) string { return filepath.Join(o.BinDir, name) }
-	return []Process{
-		{
-			Name: ProcPlanner, Env: append(env, "OTEL_SERVICE_NAME=planner"),
-			Argv:  append([]string{bin("planner"), "serve", "--listen=" + planner}, common...),
-			Ready: grpcReady(planner),
-		},
-		{
-			Name: ProcActuator, Env: append(env, "OTEL_SERVICE_NAME=actuator"),
-			Argv: append([]string{bin("actuator"), "--listen=" + actuator, "--kubeconfig=" + e.Kubeconfig,
-				"--cluster-name=" + e.ClusterName, "--region=" + e.Region, "--aws-endpoint=" + e.MotoEndpoint,
-				"--ami-parameter-prefix=" + moto.AMIParameterPrefix, "--kubernetes-version=" + KubernetesMinor,
-				"--pricing-api=false"}, common...),
-			Ready: grpcReady(actuator),
-		},
-		{
-			Name: ProcWatcher, Env: append(env, "OTEL_SERVICE_NAME=watcher"),
-			Argv: append([]string{bin("watcher"), "--listen=" + watcher, "--kubeconfig=" + e.Kubeconfig,
-				"--planner-addr=" + planner, "--actuator-addr=" + actuator, "--cluster-name=" + e.ClusterName,
-				"--region=" + e.Region}, common...),
-			Ready: grpcReady(watcher),
-		},
-	}, nil
+	return procs, nil
+}
+
+// replicaName names the i-th replica of a service: actuator, actuator-2, ...
+func replicaName(service string, i int) string {
+	if i == 0 {
+		return service
+	}
+	return service + "-" + strconv.Itoa(i+1)
+}
+
+// metricsVar is the variable that holds a process's metrics URL:
+// FLOTILLA_ACTUATOR_2_METRICS_URL for actuator-2.
+func metricsVar(name string) string {
+	return "FLOTILLA_" + strings.ToUpper(strings.ReplaceAll(name, "-", "_")) + "_METRICS_URL"
+}
+
+// healthVar is the variable that holds a process's plaintext health
+// address: FLOTILLA_ACTUATOR_2_HEALTH_ADDR for actuator-2.
+func healthVar(name string) string {
+	return "FLOTILLA_" + strings.ToUpper(strings.ReplaceAll(name, "-", "_")) + "_HEALTH_ADDR"
+}
+
+// HealthAddr returns the plaintext grpc.health.v1 address of a Flotilla
+// process of the environment, "" when unknown.
+func (e *Env) HealthAddr(name string) string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.Vars[healthVar(name)]
+}
+
+// MetricsURL returns the /metrics URL of a Flotilla process of the
+// environment ("planner", "actuator-2", ...), "" when unknown.
+func (e *Env) MetricsURL(name string) string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.Vars[metricsVar(name)]
 }
 
 // StartFlotilla prepares the environment and starts the three services.
@@ -193,8 +286,9 @@ func (e *Env) StartFlotilla(ctx context.Context, o FlotillaOptions) error {
 }
 
 // grpcReady is ready once the server answers grpc.health.v1 with SERVING
-// (overall status, the empty service name).
-func grpcReady(addr string) func(ctx context.Context) error {
+// for service ("" is the overall status: serving, and for an elected
+// service, leading).
+func grpcReady(addr, service string) func(ctx context.Context) error {
 	return func(ctx context.Context) error {
 		conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 		if err != nil {
@@ -203,7 +297,7 @@ func grpcReady(addr string) func(ctx context.Context) error {
 		defer conn.Close()
 		ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 		defer cancel()
-		resp, err := healthpb.NewHealthClient(conn).Check(ctx, &healthpb.HealthCheckRequest{})
+		resp, err := healthpb.NewHealthClient(conn).Check(ctx, &healthpb.HealthCheckRequest{Service: service})
 		if err != nil {
 			return err
 		}

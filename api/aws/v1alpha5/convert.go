@@ -65,7 +65,8 @@ var instanceTypeKeys = []string{
 // provider's subnet and security group selectors become selector terms (tags,
 // or ids from "aws::ids"), the AMI selector becomes AMI terms, or, without
 // one, the alias <family>@latest (al2023@latest by default);
-// kubeletConfiguration becomes the EC2NodeClass's kubelet settings.
+// kubeletConfiguration becomes the EC2NodeClass's kubelet settings; the
+// disruption budget is ProvisionerBudgetNodes.
 //
 // The error wraps ErrNotConvertible when the Provisioner uses something the v1
 // API lacks (the Ubuntu family, dockerd, ids mixed with tags in a selector,
@@ -245,9 +246,15 @@ func inRequirement(key string, values ...string) karpv1.NodeSelectorRequirementW
 // ttlSecondsAfterEmpty or consolidation stays empty before it is removed.
 const DefaultEmptyAfter = 15 * time.Second
 
+// ProvisionerBudgetNodes is the disruption budget of a converted
+// Provisioner. v1alpha5 had no budgets: an empty node went when its TTL
+// passed, however many went with it, so a Provisioner's NodePool allows all
+// of its nodes to be disrupted at once (a NodePool's default is 10 %).
+const ProvisionerBudgetNodes = "100%"
+
 // disruption maps the v1alpha5 emptiness TTL and consolidation switch.
 func disruption(spec *ProvisionerSpec) karpv1.Disruption {
-	d := karpv1.Disruption{Budgets: []karpv1.Budget{{Nodes: karpv1.DefaultBudgetNodes}}}
+	d := karpv1.Disruption{Budgets: []karpv1.Budget{{Nodes: ProvisionerBudgetNodes}}}
 	switch {
 	case spec.TTLSecondsAfterEmpty != nil:
 		d.ConsolidationPolicy = karpv1.ConsolidationPolicyWhenEmpty

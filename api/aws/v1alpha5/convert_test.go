@@ -73,7 +73,7 @@ func TestSeedProvisionerConverts(t *testing.T) {
 			Disruption: karpv1.Disruption{
 				ConsolidationPolicy: karpv1.ConsolidationPolicyWhenEmpty,
 				ConsolidateAfter:    karpv1.NillableDuration{Duration: v1alpha5.DefaultEmptyAfter},
-				Budgets:             []karpv1.Budget{{Nodes: "10%"}},
+				Budgets:             []karpv1.Budget{{Nodes: "100%"}},
 			},
 			Limits: karpv1.Limits{
 				corev1.ResourceCPU:    resource.MustParse("100"),
@@ -222,7 +222,7 @@ func TestFullProvisionerConverts(t *testing.T) {
 		},
 		Disruption: karpv1.Disruption{
 			ConsolidationPolicy: karpv1.ConsolidationPolicyWhenEmptyOrUnderutilized,
-			Budgets:             []karpv1.Budget{{Nodes: "10%"}},
+			Budgets:             []karpv1.Budget{{Nodes: "100%"}},
 		},
 		Limits: karpv1.Limits{corev1.ResourceCPU: resource.MustParse("1000")},
 		Weight: &weight,

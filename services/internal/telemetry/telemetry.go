@@ -67,7 +67,7 @@ func SetupTracing(ctx context.Context, service, version string) (func(context.Co
 	if err != nil {
 		return nil, err
 	}
-	res, err := resource.Merge(resource.Default(), resource.NewWithAttributes(semconv.SchemaURL,
+	res, err := resource.Merge(resource.Default(), resource.NewSchemaless(
 		semconv.ServiceName(service), semconv.ServiceVersion(version)))
 	if err != nil {
 		return nil, fmt.Errorf("trace resource: %w", err)

@@ -2,8 +2,10 @@ package telemetry
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"testing"
+	"time"
 )
 
 func TestTracingEnabled(t *testing.T) {
@@ -49,4 +51,19 @@ func TestNewLogger(t *testing.T) {
 	if _, err := NewLogger(&buf, "json", "loud"); err == nil {
 		t.Error("unknown level accepted")
 	}
+}
+
+// TestSetupTracing: with an OTLP endpoint set the services start exporting
+// (the exporter connects lazily, so no collector is needed to start), and
+// OTEL_RESOURCE_ATTRIBUTES merges into the resource without a conflict.
+func TestSetupTracing(t *testing.T) {
+	t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:1")
+	t.Setenv("OTEL_RESOURCE_ATTRIBUTES", "deployment.environment=test")
+	stop, err := SetupTracing(t.Context(), "planner", "v0.0.0-test")
+	if err != nil {
+		t.Fatalf("SetupTracing: %v", err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 100*time.Millisecond)
+	defer cancel()
+	_ = stop(ctx) // the endpoint is closed; flushing may fail, stopping must return
 }

@@ -144,6 +144,14 @@ func demo(ctx context.Context, args []string, out io.Writer) error {
 	stopWatch()
 	wg.Wait()
 	fmt.Fprintf(out, "\nDemo done. Try: . %s && kubectl get nodepools,nodeclaims,nodes   |   make down to stop\n", env.EnvFile())
+	if jaeger := env.Vars[localenv.VarJaegerURL]; jaeger != "" {
+		fmt.Fprintf(out, "Traces (Jaeger HTTP API; this build has no UI): curl '%s/api/traces?service=watcher&limit=20'\n", jaeger)
+	}
+	for _, svc := range []string{"planner", "actuator", "watcher"} {
+		if u := env.MetricsURL(svc); u != "" {
+			fmt.Fprintf(out, "Metrics of the %s: curl %s\n", svc, u)
+		}
+	}
 	return nil
 }
 

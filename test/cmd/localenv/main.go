@@ -88,6 +88,7 @@ func up(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	flotillaBin := fs.String("flotilla-bin", filepath.Dir(self), "directory holding the planner, actuator and watcher binaries (make build)")
 	noFlotilla := fs.Bool("no-flotilla", false, "start only the environment, not Flotilla's services")
+	noJaeger := fs.Bool("no-jaeger", false, "do not start Jaeger (the services then export no traces)")
 	_ = fs.Parse(args)
 
 	ctx, cancel := context.WithTimeout(ctx, *timeout)
@@ -103,10 +104,24 @@ func up(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if !*noJaeger {
+		if err := startJaeger(ctx, env, *free, stderr); err != nil {
+			return err
+		}
+	}
 	if !*noFlotilla {
 		if err := startFlotilla(ctx, env, *flotillaBin, *free); err != nil {
 			return err
 		}
+	}
+	services := ""
+	if !*noFlotilla {
+		services = fmt.Sprintf("  planner:     %s   actuator %s   watcher %s   (mutual TLS; see README \"grpcurl\")\n",
+			env.Vars[localenv.VarPlannerAddr], env.Vars[localenv.VarActuatorAddr], env.Vars[localenv.VarWatcherAddr])
+	}
+	traces := "(no Jaeger)"
+	if u := env.Vars[localenv.VarJaegerURL]; u != "" {
+		traces = u + "   (Jaeger UI; traces of service watcher, planner, actuator)"
 	}
 	fmt.Fprintf(stdout, `Local environment up (%s) in %s
 
@@ -115,16 +130,39 @@ func up(ctx context.Context, args []string, stdout, stderr io.Writer) error {
   moto (EC2):  %s   region %s, credentials test/test
   logs:        %s/logs
 
-  planner:     %s   actuator %s   watcher %s   (grpcurl -plaintext ADDR list)
+%s  traces:      %s
 
 Use it from a shell:
   . %s            # exports KUBECONFIG, AWS_ENDPOINT_URL, AWS_REGION, AWS_ACCESS_KEY_ID, ...
   kubectl get nodes
 Stop it with: localenv down --dir %s
 `, time.Since(began).Round(time.Millisecond), env.Dir, env.Kubeconfig, env.APIServerURL, env.MotoEndpoint,
-		env.Region, env.Dir, env.Vars[localenv.VarPlannerAddr], env.Vars[localenv.VarActuatorAddr], env.Vars[localenv.VarWatcherAddr],
-		env.EnvFile(), env.Dir)
+		env.Region, env.Dir, services, traces, env.EnvFile(), env.Dir)
 	return nil
+}
+
+// startJaeger starts Jaeger (building it on first use) unless it runs.
+// Without freePorts it listens on Jaeger's usual ports: 16686 (query API)
+// and 4317 (OTLP gRPC).
+func startJaeger(ctx context.Context, env *localenv.Env, freePorts bool, progress io.Writer) error {
+	procs, err := env.Status(ctx)
+	if err != nil {
+		return err
+	}
+	for _, p := range procs {
+		if p.Name == localenv.ProcJaeger && p.Alive {
+			return nil
+		}
+	}
+	bin, err := localenv.FindJaeger(ctx, progress)
+	if err != nil {
+		return err
+	}
+	var o localenv.JaegerOptions
+	if !freePorts {
+		o = localenv.JaegerOptions{QueryPort: 16686, OTLPPort: 4317}
+	}
+	return env.StartJaeger(ctx, bin, o)
 }
 
 // startFlotilla starts the three services unless they already run.

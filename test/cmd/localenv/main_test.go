@@ -53,7 +53,7 @@ func TestUpStatusEnvDown(t *testing.T) {
 	if err != nil {
 		t.Fatalf("localenv status: %v\n%s", err, out)
 	}
-	for _, name := range []string{"etcd", "kube-apiserver", "kube-scheduler", "kube-controller-manager", "kwok", "moto", "kubelet-sim"} {
+	for _, name := range []string{"etcd", "kube-apiserver", "kube-scheduler", "kube-controller-manager", "kwok", "moto", "kubelet-sim", "jaeger"} {
 		if !strings.Contains(out, name) {
 			t.Errorf("status does not list %s:\n%s", name, out)
 		}
@@ -111,8 +111,9 @@ func recordedPIDs(t *testing.T, dir string) []string {
 		}
 		out = append(out, strconv.Itoa(rec.PID))
 	}
-	if len(out) != 7 {
-		t.Errorf("recorded processes = %d, want 7", len(out))
+	// The control plane, kwok, moto, the simulated kubelet and Jaeger.
+	if len(out) != 8 {
+		t.Errorf("recorded processes = %d, want 8", len(out))
 	}
 	return out
 }

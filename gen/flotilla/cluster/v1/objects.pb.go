@@ -932,11 +932,16 @@ func (x *Container) GetSidecar() bool {
 
 // VolumeTopology restricts where a pod may run because of a volume: the node
 // must satisfy one of the terms (a bound PV's node affinity, or a
-// WaitForFirstConsumer StorageClass's allowed topologies).
+// WaitForFirstConsumer StorageClass's allowed topologies); no terms means
+// anywhere. A volume attached by a CSI driver names the driver: each
+// distinct claim counts against the node's attachable_volumes for it.
 type VolumeTopology struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Claim         string                 `protobuf:"bytes,1,opt,name=claim,proto3" json:"claim,omitempty"`
-	Terms         []*NodeSelectorTerm    `protobuf:"bytes,2,rep,name=terms,proto3" json:"terms,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Claim string                 `protobuf:"bytes,1,opt,name=claim,proto3" json:"claim,omitempty"`
+	Terms []*NodeSelectorTerm    `protobuf:"bytes,2,rep,name=terms,proto3" json:"terms,omitempty"`
+	// CSI driver that attaches the volume (ebs.csi.aws.com, ...), "" when
+	// none does or it is not known yet.
+	Driver        string `protobuf:"bytes,3,opt,name=driver,proto3" json:"driver,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -983,6 +988,13 @@ func (x *VolumeTopology) GetTerms() []*NodeSelectorTerm {
 		return x.Terms
 	}
 	return nil
+}
+
+func (x *VolumeTopology) GetDriver() string {
+	if x != nil {
+		return x.Driver
+	}
+	return ""
 }
 
 // Pod is a pod as the planner sees it.
@@ -1277,9 +1289,12 @@ type Node struct {
 	// knows: the start of the node's current empty (or busy) spell. Never
 	// earlier than the node's creation; after a watcher restart, no earlier
 	// than the restart, so emptiness is never over-counted.
-	LastPodEvent  *timestamppb.Timestamp `protobuf:"bytes,14,opt,name=last_pod_event,json=lastPodEvent,proto3" json:"last_pod_event,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	LastPodEvent *timestamppb.Timestamp `protobuf:"bytes,14,opt,name=last_pod_event,json=lastPodEvent,proto3" json:"last_pod_event,omitempty"`
+	// How many volumes each CSI driver can attach to the node (its CSINode's
+	// allocatable count), by driver name; a driver not listed sets no limit.
+	AttachableVolumes map[string]int64 `protobuf:"bytes,15,rep,name=attachable_volumes,json=attachableVolumes,proto3" json:"attachable_volumes,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *Node) Reset() {
@@ -1406,6 +1421,13 @@ func (x *Node) GetAnnotations() map[string]string {
 func (x *Node) GetLastPodEvent() *timestamppb.Timestamp {
 	if x != nil {
 		return x.LastPodEvent
+	}
+	return nil
+}
+
+func (x *Node) GetAttachableVolumes() map[string]int64 {
+	if x != nil {
+		return x.AttachableVolumes
 	}
 	return nil
 }
@@ -2844,10 +2866,11 @@ const file_flotilla_cluster_v1_objects_proto_rawDesc = "" +
 	"\brequests\x18\x02 \x01(\v2\x1e.flotilla.cluster.v1.ResourcesR\brequests\x12<\n" +
 	"\n" +
 	"host_ports\x18\x03 \x03(\v2\x1d.flotilla.cluster.v1.HostPortR\thostPorts\x12\x18\n" +
-	"\asidecar\x18\x04 \x01(\bR\asidecar\"c\n" +
+	"\asidecar\x18\x04 \x01(\bR\asidecar\"{\n" +
 	"\x0eVolumeTopology\x12\x14\n" +
 	"\x05claim\x18\x01 \x01(\tR\x05claim\x12;\n" +
-	"\x05terms\x18\x02 \x03(\v2%.flotilla.cluster.v1.NodeSelectorTermR\x05terms\"\xee\f\n" +
+	"\x05terms\x18\x02 \x03(\v2%.flotilla.cluster.v1.NodeSelectorTermR\x05terms\x12\x16\n" +
+	"\x06driver\x18\x03 \x01(\tR\x06driver\"\xee\f\n" +
 	"\x03Pod\x12(\n" +
 	"\tnamespace\x18\x01 \x01(\tB\n" +
 	"\xbaH\ar\x05\x10\x01\x18\xfd\x01R\tnamespace\x12\x1e\n" +
@@ -2889,7 +2912,7 @@ const file_flotilla_cluster_v1_objects_proto_rawDesc = "" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1a?\n" +
 	"\x11NodeSelectorEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x93\x06\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xba\a\n" +
 	"\x04Node\x12\x1b\n" +
 	"\x04name\x18\x01 \x01(\tB\a\xbaH\x04r\x02\x10\x01R\x04name\x12\x1f\n" +
 	"\vprovider_id\x18\x02 \x01(\tR\n" +
@@ -2907,13 +2930,17 @@ const file_flotilla_cluster_v1_objects_proto_rawDesc = "" +
 	"\x0eprice_per_hour\x18\v \x01(\x01R\fpricePerHour\x12\x1a\n" +
 	"\bdeleting\x18\f \x01(\bR\bdeleting\x12L\n" +
 	"\vannotations\x18\r \x03(\v2*.flotilla.cluster.v1.Node.AnnotationsEntryR\vannotations\x12@\n" +
-	"\x0elast_pod_event\x18\x0e \x01(\v2\x1a.google.protobuf.TimestampR\flastPodEvent\x1a9\n" +
+	"\x0elast_pod_event\x18\x0e \x01(\v2\x1a.google.protobuf.TimestampR\flastPodEvent\x12_\n" +
+	"\x12attachable_volumes\x18\x0f \x03(\v20.flotilla.cluster.v1.Node.AttachableVolumesEntryR\x11attachableVolumes\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1a>\n" +
 	"\x10AnnotationsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xae\x01\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1aD\n" +
+	"\x16AttachableVolumesEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\x03R\x05value:\x028\x01\"\xae\x01\n" +
 	"\tCondition\x12\x12\n" +
 	"\x04type\x18\x01 \x01(\tR\x04type\x12\x16\n" +
 	"\x06status\x18\x02 \x01(\tR\x06status\x12\x16\n" +
@@ -3093,7 +3120,7 @@ func file_flotilla_cluster_v1_objects_proto_rawDescGZIP() []byte {
 }
 
 var file_flotilla_cluster_v1_objects_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_flotilla_cluster_v1_objects_proto_msgTypes = make([]protoimpl.MessageInfo, 43)
+var file_flotilla_cluster_v1_objects_proto_msgTypes = make([]protoimpl.MessageInfo, 44)
 var file_flotilla_cluster_v1_objects_proto_goTypes = []any{
 	(Operator)(0),                    // 0: flotilla.cluster.v1.Operator
 	(*Resources)(nil),                // 1: flotilla.cluster.v1.Resources
@@ -3131,16 +3158,17 @@ var file_flotilla_cluster_v1_objects_proto_goTypes = []any{
 	nil,                              // 33: flotilla.cluster.v1.Pod.NodeSelectorEntry
 	nil,                              // 34: flotilla.cluster.v1.Node.LabelsEntry
 	nil,                              // 35: flotilla.cluster.v1.Node.AnnotationsEntry
-	nil,                              // 36: flotilla.cluster.v1.NodeClaim.LabelsEntry
-	nil,                              // 37: flotilla.cluster.v1.NodeClaim.AnnotationsEntry
-	nil,                              // 38: flotilla.cluster.v1.Kubelet.KubeReservedEntry
-	nil,                              // 39: flotilla.cluster.v1.Kubelet.SystemReservedEntry
-	nil,                              // 40: flotilla.cluster.v1.Kubelet.EvictionHardEntry
-	nil,                              // 41: flotilla.cluster.v1.NodePool.LabelsEntry
-	nil,                              // 42: flotilla.cluster.v1.NodePool.LimitsEntry
-	nil,                              // 43: flotilla.cluster.v1.InstanceType.LabelsEntry
-	(*timestamppb.Timestamp)(nil),    // 44: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),      // 45: google.protobuf.Duration
+	nil,                              // 36: flotilla.cluster.v1.Node.AttachableVolumesEntry
+	nil,                              // 37: flotilla.cluster.v1.NodeClaim.LabelsEntry
+	nil,                              // 38: flotilla.cluster.v1.NodeClaim.AnnotationsEntry
+	nil,                              // 39: flotilla.cluster.v1.Kubelet.KubeReservedEntry
+	nil,                              // 40: flotilla.cluster.v1.Kubelet.SystemReservedEntry
+	nil,                              // 41: flotilla.cluster.v1.Kubelet.EvictionHardEntry
+	nil,                              // 42: flotilla.cluster.v1.NodePool.LabelsEntry
+	nil,                              // 43: flotilla.cluster.v1.NodePool.LimitsEntry
+	nil,                              // 44: flotilla.cluster.v1.InstanceType.LabelsEntry
+	(*timestamppb.Timestamp)(nil),    // 45: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),      // 46: google.protobuf.Duration
 }
 var file_flotilla_cluster_v1_objects_proto_depIdxs = []int32{
 	31, // 0: flotilla.cluster.v1.Resources.extended:type_name -> flotilla.cluster.v1.Resources.ExtendedEntry
@@ -3169,63 +3197,64 @@ var file_flotilla_cluster_v1_objects_proto_depIdxs = []int32{
 	9,  // 23: flotilla.cluster.v1.Pod.topology_spread:type_name -> flotilla.cluster.v1.TopologySpreadConstraint
 	11, // 24: flotilla.cluster.v1.Pod.tolerations:type_name -> flotilla.cluster.v1.Toleration
 	14, // 25: flotilla.cluster.v1.Pod.volumes:type_name -> flotilla.cluster.v1.VolumeTopology
-	44, // 26: flotilla.cluster.v1.Pod.created:type_name -> google.protobuf.Timestamp
+	45, // 26: flotilla.cluster.v1.Pod.created:type_name -> google.protobuf.Timestamp
 	34, // 27: flotilla.cluster.v1.Node.labels:type_name -> flotilla.cluster.v1.Node.LabelsEntry
 	10, // 28: flotilla.cluster.v1.Node.taints:type_name -> flotilla.cluster.v1.Taint
 	1,  // 29: flotilla.cluster.v1.Node.capacity:type_name -> flotilla.cluster.v1.Resources
 	1,  // 30: flotilla.cluster.v1.Node.allocatable:type_name -> flotilla.cluster.v1.Resources
-	44, // 31: flotilla.cluster.v1.Node.created:type_name -> google.protobuf.Timestamp
+	45, // 31: flotilla.cluster.v1.Node.created:type_name -> google.protobuf.Timestamp
 	35, // 32: flotilla.cluster.v1.Node.annotations:type_name -> flotilla.cluster.v1.Node.AnnotationsEntry
-	44, // 33: flotilla.cluster.v1.Node.last_pod_event:type_name -> google.protobuf.Timestamp
-	44, // 34: flotilla.cluster.v1.Condition.last_transition:type_name -> google.protobuf.Timestamp
-	2,  // 35: flotilla.cluster.v1.NodeClaim.requirements:type_name -> flotilla.cluster.v1.Requirement
-	1,  // 36: flotilla.cluster.v1.NodeClaim.requests:type_name -> flotilla.cluster.v1.Resources
-	36, // 37: flotilla.cluster.v1.NodeClaim.labels:type_name -> flotilla.cluster.v1.NodeClaim.LabelsEntry
-	10, // 38: flotilla.cluster.v1.NodeClaim.taints:type_name -> flotilla.cluster.v1.Taint
-	10, // 39: flotilla.cluster.v1.NodeClaim.startup_taints:type_name -> flotilla.cluster.v1.Taint
-	1,  // 40: flotilla.cluster.v1.NodeClaim.capacity:type_name -> flotilla.cluster.v1.Resources
-	1,  // 41: flotilla.cluster.v1.NodeClaim.allocatable:type_name -> flotilla.cluster.v1.Resources
-	17, // 42: flotilla.cluster.v1.NodeClaim.conditions:type_name -> flotilla.cluster.v1.Condition
-	44, // 43: flotilla.cluster.v1.NodeClaim.created:type_name -> google.protobuf.Timestamp
-	37, // 44: flotilla.cluster.v1.NodeClaim.annotations:type_name -> flotilla.cluster.v1.NodeClaim.AnnotationsEntry
-	45, // 45: flotilla.cluster.v1.DisruptionBudget.duration:type_name -> google.protobuf.Duration
-	45, // 46: flotilla.cluster.v1.Disruption.consolidate_after:type_name -> google.protobuf.Duration
-	19, // 47: flotilla.cluster.v1.Disruption.budgets:type_name -> flotilla.cluster.v1.DisruptionBudget
-	38, // 48: flotilla.cluster.v1.Kubelet.kube_reserved:type_name -> flotilla.cluster.v1.Kubelet.KubeReservedEntry
-	39, // 49: flotilla.cluster.v1.Kubelet.system_reserved:type_name -> flotilla.cluster.v1.Kubelet.SystemReservedEntry
-	40, // 50: flotilla.cluster.v1.Kubelet.eviction_hard:type_name -> flotilla.cluster.v1.Kubelet.EvictionHardEntry
-	2,  // 51: flotilla.cluster.v1.NodePool.requirements:type_name -> flotilla.cluster.v1.Requirement
-	41, // 52: flotilla.cluster.v1.NodePool.labels:type_name -> flotilla.cluster.v1.NodePool.LabelsEntry
-	10, // 53: flotilla.cluster.v1.NodePool.taints:type_name -> flotilla.cluster.v1.Taint
-	10, // 54: flotilla.cluster.v1.NodePool.startup_taints:type_name -> flotilla.cluster.v1.Taint
-	42, // 55: flotilla.cluster.v1.NodePool.limits:type_name -> flotilla.cluster.v1.NodePool.LimitsEntry
-	20, // 56: flotilla.cluster.v1.NodePool.disruption:type_name -> flotilla.cluster.v1.Disruption
-	45, // 57: flotilla.cluster.v1.NodePool.expire_after:type_name -> google.protobuf.Duration
-	21, // 58: flotilla.cluster.v1.NodePool.kubelet:type_name -> flotilla.cluster.v1.Kubelet
-	45, // 59: flotilla.cluster.v1.NodePool.termination_grace_period:type_name -> google.protobuf.Duration
-	2,  // 60: flotilla.cluster.v1.Image.requirements:type_name -> flotilla.cluster.v1.Requirement
-	23, // 61: flotilla.cluster.v1.NodeClass.subnets:type_name -> flotilla.cluster.v1.Subnet
-	24, // 62: flotilla.cluster.v1.NodeClass.images:type_name -> flotilla.cluster.v1.Image
-	21, // 63: flotilla.cluster.v1.NodeClass.kubelet:type_name -> flotilla.cluster.v1.Kubelet
-	15, // 64: flotilla.cluster.v1.DaemonSet.template:type_name -> flotilla.cluster.v1.Pod
-	6,  // 65: flotilla.cluster.v1.PodDisruptionBudget.selector:type_name -> flotilla.cluster.v1.LabelSelector
-	1,  // 66: flotilla.cluster.v1.InstanceType.capacity:type_name -> flotilla.cluster.v1.Resources
-	43, // 67: flotilla.cluster.v1.InstanceType.labels:type_name -> flotilla.cluster.v1.InstanceType.LabelsEntry
-	28, // 68: flotilla.cluster.v1.InstanceType.offerings:type_name -> flotilla.cluster.v1.Offering
-	15, // 69: flotilla.cluster.v1.Snapshot.pods:type_name -> flotilla.cluster.v1.Pod
-	16, // 70: flotilla.cluster.v1.Snapshot.nodes:type_name -> flotilla.cluster.v1.Node
-	18, // 71: flotilla.cluster.v1.Snapshot.node_claims:type_name -> flotilla.cluster.v1.NodeClaim
-	22, // 72: flotilla.cluster.v1.Snapshot.node_pools:type_name -> flotilla.cluster.v1.NodePool
-	25, // 73: flotilla.cluster.v1.Snapshot.node_classes:type_name -> flotilla.cluster.v1.NodeClass
-	26, // 74: flotilla.cluster.v1.Snapshot.daemon_sets:type_name -> flotilla.cluster.v1.DaemonSet
-	27, // 75: flotilla.cluster.v1.Snapshot.pod_disruption_budgets:type_name -> flotilla.cluster.v1.PodDisruptionBudget
-	29, // 76: flotilla.cluster.v1.Snapshot.instance_types:type_name -> flotilla.cluster.v1.InstanceType
-	44, // 77: flotilla.cluster.v1.Snapshot.now:type_name -> google.protobuf.Timestamp
-	78, // [78:78] is the sub-list for method output_type
-	78, // [78:78] is the sub-list for method input_type
-	78, // [78:78] is the sub-list for extension type_name
-	78, // [78:78] is the sub-list for extension extendee
-	0,  // [0:78] is the sub-list for field type_name
+	45, // 33: flotilla.cluster.v1.Node.last_pod_event:type_name -> google.protobuf.Timestamp
+	36, // 34: flotilla.cluster.v1.Node.attachable_volumes:type_name -> flotilla.cluster.v1.Node.AttachableVolumesEntry
+	45, // 35: flotilla.cluster.v1.Condition.last_transition:type_name -> google.protobuf.Timestamp
+	2,  // 36: flotilla.cluster.v1.NodeClaim.requirements:type_name -> flotilla.cluster.v1.Requirement
+	1,  // 37: flotilla.cluster.v1.NodeClaim.requests:type_name -> flotilla.cluster.v1.Resources
+	37, // 38: flotilla.cluster.v1.NodeClaim.labels:type_name -> flotilla.cluster.v1.NodeClaim.LabelsEntry
+	10, // 39: flotilla.cluster.v1.NodeClaim.taints:type_name -> flotilla.cluster.v1.Taint
+	10, // 40: flotilla.cluster.v1.NodeClaim.startup_taints:type_name -> flotilla.cluster.v1.Taint
+	1,  // 41: flotilla.cluster.v1.NodeClaim.capacity:type_name -> flotilla.cluster.v1.Resources
+	1,  // 42: flotilla.cluster.v1.NodeClaim.allocatable:type_name -> flotilla.cluster.v1.Resources
+	17, // 43: flotilla.cluster.v1.NodeClaim.conditions:type_name -> flotilla.cluster.v1.Condition
+	45, // 44: flotilla.cluster.v1.NodeClaim.created:type_name -> google.protobuf.Timestamp
+	38, // 45: flotilla.cluster.v1.NodeClaim.annotations:type_name -> flotilla.cluster.v1.NodeClaim.AnnotationsEntry
+	46, // 46: flotilla.cluster.v1.DisruptionBudget.duration:type_name -> google.protobuf.Duration
+	46, // 47: flotilla.cluster.v1.Disruption.consolidate_after:type_name -> google.protobuf.Duration
+	19, // 48: flotilla.cluster.v1.Disruption.budgets:type_name -> flotilla.cluster.v1.DisruptionBudget
+	39, // 49: flotilla.cluster.v1.Kubelet.kube_reserved:type_name -> flotilla.cluster.v1.Kubelet.KubeReservedEntry
+	40, // 50: flotilla.cluster.v1.Kubelet.system_reserved:type_name -> flotilla.cluster.v1.Kubelet.SystemReservedEntry
+	41, // 51: flotilla.cluster.v1.Kubelet.eviction_hard:type_name -> flotilla.cluster.v1.Kubelet.EvictionHardEntry
+	2,  // 52: flotilla.cluster.v1.NodePool.requirements:type_name -> flotilla.cluster.v1.Requirement
+	42, // 53: flotilla.cluster.v1.NodePool.labels:type_name -> flotilla.cluster.v1.NodePool.LabelsEntry
+	10, // 54: flotilla.cluster.v1.NodePool.taints:type_name -> flotilla.cluster.v1.Taint
+	10, // 55: flotilla.cluster.v1.NodePool.startup_taints:type_name -> flotilla.cluster.v1.Taint
+	43, // 56: flotilla.cluster.v1.NodePool.limits:type_name -> flotilla.cluster.v1.NodePool.LimitsEntry
+	20, // 57: flotilla.cluster.v1.NodePool.disruption:type_name -> flotilla.cluster.v1.Disruption
+	46, // 58: flotilla.cluster.v1.NodePool.expire_after:type_name -> google.protobuf.Duration
+	21, // 59: flotilla.cluster.v1.NodePool.kubelet:type_name -> flotilla.cluster.v1.Kubelet
+	46, // 60: flotilla.cluster.v1.NodePool.termination_grace_period:type_name -> google.protobuf.Duration
+	2,  // 61: flotilla.cluster.v1.Image.requirements:type_name -> flotilla.cluster.v1.Requirement
+	23, // 62: flotilla.cluster.v1.NodeClass.subnets:type_name -> flotilla.cluster.v1.Subnet
+	24, // 63: flotilla.cluster.v1.NodeClass.images:type_name -> flotilla.cluster.v1.Image
+	21, // 64: flotilla.cluster.v1.NodeClass.kubelet:type_name -> flotilla.cluster.v1.Kubelet
+	15, // 65: flotilla.cluster.v1.DaemonSet.template:type_name -> flotilla.cluster.v1.Pod
+	6,  // 66: flotilla.cluster.v1.PodDisruptionBudget.selector:type_name -> flotilla.cluster.v1.LabelSelector
+	1,  // 67: flotilla.cluster.v1.InstanceType.capacity:type_name -> flotilla.cluster.v1.Resources
+	44, // 68: flotilla.cluster.v1.InstanceType.labels:type_name -> flotilla.cluster.v1.InstanceType.LabelsEntry
+	28, // 69: flotilla.cluster.v1.InstanceType.offerings:type_name -> flotilla.cluster.v1.Offering
+	15, // 70: flotilla.cluster.v1.Snapshot.pods:type_name -> flotilla.cluster.v1.Pod
+	16, // 71: flotilla.cluster.v1.Snapshot.nodes:type_name -> flotilla.cluster.v1.Node
+	18, // 72: flotilla.cluster.v1.Snapshot.node_claims:type_name -> flotilla.cluster.v1.NodeClaim
+	22, // 73: flotilla.cluster.v1.Snapshot.node_pools:type_name -> flotilla.cluster.v1.NodePool
+	25, // 74: flotilla.cluster.v1.Snapshot.node_classes:type_name -> flotilla.cluster.v1.NodeClass
+	26, // 75: flotilla.cluster.v1.Snapshot.daemon_sets:type_name -> flotilla.cluster.v1.DaemonSet
+	27, // 76: flotilla.cluster.v1.Snapshot.pod_disruption_budgets:type_name -> flotilla.cluster.v1.PodDisruptionBudget
+	29, // 77: flotilla.cluster.v1.Snapshot.instance_types:type_name -> flotilla.cluster.v1.InstanceType
+	45, // 78: flotilla.cluster.v1.Snapshot.now:type_name -> google.protobuf.Timestamp
+	79, // [79:79] is the sub-list for method output_type
+	79, // [79:79] is the sub-list for method input_type
+	79, // [79:79] is the sub-list for extension type_name
+	79, // [79:79] is the sub-list for extension extendee
+	0,  // [0:79] is the sub-list for field type_name
 }
 
 func init() { file_flotilla_cluster_v1_objects_proto_init() }
@@ -3239,7 +3268,7 @@ func file_flotilla_cluster_v1_objects_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_flotilla_cluster_v1_objects_proto_rawDesc), len(file_flotilla_cluster_v1_objects_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   43,
+			NumMessages:   44,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

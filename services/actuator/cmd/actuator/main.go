@@ -21,22 +21,32 @@ import (
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/pricing"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
+	"github.com/aws/smithy-go/middleware"
 	"golang.org/x/sync/errgroup"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/clientcmd"
 
 	awsv1 "github.com/flotilla-dev/flotilla/api/aws/v1"
+	karpv1 "github.com/flotilla-dev/flotilla/api/karpenter/v1"
 	actuatorv1 "github.com/flotilla-dev/flotilla/gen/flotilla/actuator/v1"
 	"github.com/flotilla-dev/flotilla/services/actuator/internal/bootstrap"
+	"github.com/flotilla-dev/flotilla/services/actuator/internal/disruption"
 	"github.com/flotilla-dev/flotilla/services/actuator/internal/drain"
 	"github.com/flotilla-dev/flotilla/services/actuator/internal/gc"
 	"github.com/flotilla-dev/flotilla/services/actuator/internal/instance"
+	"github.com/flotilla-dev/flotilla/services/actuator/internal/interruption"
 	"github.com/flotilla-dev/flotilla/services/actuator/internal/karpenter"
+	"github.com/flotilla-dev/flotilla/services/actuator/internal/metrics"
 	"github.com/flotilla-dev/flotilla/services/actuator/internal/nodeclaim"
 	"github.com/flotilla-dev/flotilla/services/actuator/internal/nodeclass"
+	"github.com/flotilla-dev/flotilla/services/actuator/internal/nodepool"
 	"github.com/flotilla-dev/flotilla/services/actuator/internal/offering"
 	"github.com/flotilla-dev/flotilla/services/actuator/internal/server"
 	"github.com/flotilla-dev/flotilla/services/internal/config"
@@ -51,12 +61,13 @@ func main() {
 type flags struct {
 	listen, clusterName, region, awsEndpoint, kubeconfig                         string
 	clusterEndpoint, clusterCAFile, serviceCIDR, kubernetesVersion, amiPrefix    string
-	instanceProfile, logFormat, logLevel                                         string
+	instanceProfile, logFormat, logLevel, interruptionQueue                      string
 	pricingAPI, keepStartupTaints                                                bool
 	kubeQPS                                                                      float64
 	kubeBurst                                                                    int
 	unavailableTTL, catalogRefresh, gcInterval, gcGrace, grace                   time.Duration
 	launchTimeout, registrationTimeout, initializationTimeout, nodeClassInterval time.Duration
+	disruptionCoolDown                                                           time.Duration
 }
 
 // run returns the process exit code: 0 ok, 1 runtime failure, 2 bad usage.
@@ -87,9 +98,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.DurationVar(&f.registrationTimeout, "registration-timeout", nodeclaim.DefaultRegistrationTimeout, "a launched NodeClaim whose Node has not joined within this is deleted")
 	fs.DurationVar(&f.initializationTimeout, "initialization-timeout", nodeclaim.DefaultInitializationTimeout, "a registered NodeClaim whose Node is not Ready within this is deleted")
 	fs.DurationVar(&f.nodeClassInterval, "nodeclass-interval", time.Minute, "how often EC2NodeClass selectors are resolved again")
+	fs.StringVar(&f.interruptionQueue, "interruption-queue", "", "SQS queue (name or URL) of EC2 interruption events for node classes that name none in spec.interruptionQueue; empty: only theirs")
+	fs.DurationVar(&f.disruptionCoolDown, "disruption-cool-down", disruption.DefaultCoolDown, "a disruption called off (a replacement failed, a pod or budget forbade it) is not retried on the same nodes for this long")
 	fs.StringVar(&f.logFormat, "log-format", "json", "log format: json or text")
 	fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	fs.DurationVar(&f.grace, "shutdown-grace", 10*time.Second, "time in-flight calls get to finish on SIGTERM")
+	var sv serving
+	sv.register(fs)
 	if err := config.Parse(fs, "actuator", args, stdout); err != nil {
 		if errors.Is(err, config.ErrVersion) {
 			return 0
@@ -153,7 +168,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 
 	// AWS.
-	awsOpts := []func(*awsconfig.LoadOptions) error{awsconfig.WithRegion(f.region)}
+	awsOpts := []func(*awsconfig.LoadOptions) error{awsconfig.WithRegion(f.region),
+		awsconfig.WithAPIOptions([]func(*middleware.Stack) error{metrics.AWSMiddleware})}
 	if f.awsEndpoint != "" {
 		awsOpts = append(awsOpts, awsconfig.WithBaseEndpoint(f.awsEndpoint))
 	}
@@ -176,7 +192,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		AMIParameterPrefix: f.amiPrefix, KubernetesVersion: f.kubernetesVersion,
 	})
 	instances := instance.New(ec2Client, instance.Options{ClusterName: f.clusterName, Unavailable: unavailable, Logger: logger})
-	claims := nodeclaim.New(kube, crd, instances, resolver, catalog, drain.New(kube, logger, nil), nodeclaim.Options{
+	drainer := drain.New(kube, logger, nil)
+	claims := nodeclaim.New(kube, crd, instances, resolver, catalog, drainer, nodeclaim.Options{
 		Cluster:               cluster,
 		InstanceProfile:       f.instanceProfile,
 		LaunchTimeout:         f.launchTimeout,
@@ -185,14 +202,27 @@ func run(args []string, stdout, stderr io.Writer) int {
 		KeepStartupTaints:     f.keepStartupTaints,
 		Logger:                logger,
 	})
-	collector := gc.New(instances, crd, kube, gc.Options{GracePeriod: f.gcGrace, Interval: f.gcInterval, Logger: logger})
+	classes := crd.Informer(karpenter.EC2NodeClasses, &awsv1.EC2NodeClass{}, 5*time.Minute)
+	collector := gc.New(instances, crd, kube, gc.Options{GracePeriod: f.gcGrace, Interval: f.gcInterval, Logger: logger,
+		Templates: instances, NodeClasses: func(ctx context.Context) ([]string, error) { return nodeClassNames(ctx, classes, crd) }})
+	disruptions := disruption.New(claims, drainer, kube, disruption.Options{CoolDown: f.disruptionCoolDown, Logger: logger})
+	interruptions := interruption.NewPoller(sqs.NewFromConfig(awsCfg), interruption.NewHandler(claims, unavailable, logger),
+		interruption.PollerOptions{Queues: func() []string { return interruptionQueues(classes, f.interruptionQueue) }, Logger: logger})
+	pools := nodepool.New(crd.Informer(karpenter.NodePools, &karpv1.NodePool{}, 5*time.Minute), classes, claims, crd, nodepool.Options{Logger: logger})
 
-	srv, err := rpc.NewServer(rpc.ServerOptions{Logger: logger})
+	creds, err := sv.creds()
+	if err != nil {
+		logger.Error("tls_setup_failed", "error", err.Error())
+		return 2
+	}
+	srv, err := rpc.NewServer(rpc.ServerOptions{Logger: logger, Creds: creds})
 	if err != nil {
 		logger.Error("server_setup_failed", "error", err.Error())
 		return 1
 	}
-	actuatorv1.RegisterActuatorServer(srv, server.New(claims, claims, f.region, logger))
+	reg := telemetry.NewRegistry("actuator", config.Version)
+	metrics.Register(reg, unavailable)
+	actuatorv1.RegisterActuatorServer(srv, server.LeaderOnly(server.New(claims, disruptions, claims, f.region, logger), sv.isLeading))
 	lis, err := net.Listen("tcp", f.listen)
 	if err != nil {
 		logger.Error("listen_failed", "addr", f.listen, "error", err.Error())
@@ -202,12 +232,46 @@ func run(args []string, stdout, stderr io.Writer) int {
 		"cluster", f.clusterName, "region", f.region, "kubernetes_version", f.kubernetesVersion)
 
 	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return srv.Serve(gctx, lis, f.grace) })
+	if err := sv.serve(gctx, g, srv, reg, logger); err != nil {
+		logger.Error("listen_failed", "error", err.Error())
+		stop()
+		_ = g.Wait()
+		return 1
+	}
+	// A standby waits here, ready and serving health and metrics, until it
+	// leads; only the leader runs what follows.
+	if err := sv.elect(gctx, g, kube, f.clusterName, srv, logger); err != nil {
+		stop()
+		_ = g.Wait()
+		if ctx.Err() != nil {
+			logger.Info("actuator_stopped")
+			return 0
+		}
+		logger.Error("leader_election_failed", "error", err.Error())
+		return 1
+	}
 	g.Go(func() error { return claims.Run(gctx) })
 	g.Go(func() error { return catalog.Run(gctx) })
 	g.Go(func() error { return collector.Run(gctx) })
+	g.Go(func() error { return resolver.RunStatus(gctx, classes, crd, f.nodeClassInterval, logger) })
 	g.Go(func() error {
-		informer := crd.Informer(karpenter.EC2NodeClasses, &awsv1.EC2NodeClass{}, 5*time.Minute)
-		return resolver.RunStatus(gctx, informer, crd, f.nodeClassInterval, logger)
+		if err := claims.WaitStarted(gctx); err != nil {
+			return nil
+		}
+		return disruptions.Run(gctx)
+	})
+	g.Go(func() error {
+		if err := claims.WaitStarted(gctx); err != nil {
+			return nil
+		}
+		return interruptions.Run(gctx)
+	})
+	g.Go(func() error {
+		if err := claims.WaitStarted(gctx); err != nil {
+			return nil
+		}
+		return pools.Run(gctx)
 	})
 	g.Go(func() error {
 		// Serving once the NodeClaim informers have synced.
@@ -218,13 +282,47 @@ func run(args []string, stdout, stderr io.Writer) int {
 		srv.Health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
 		return nil
 	})
-	g.Go(func() error { return srv.Serve(gctx, lis, f.grace) })
 	if err := g.Wait(); err != nil {
 		logger.Error("actuator_failed", "error", err.Error())
 		return 1
 	}
 	logger.Info("actuator_stopped")
 	return 0
+}
+
+// interruptionQueues are the queues to read: each node class's
+// spec.interruptionQueue, and the flag's queue (the default of node classes
+// that name none, and of Provisioners).
+func interruptionQueues(classes cache.SharedIndexInformer, flagQueue string) []string {
+	qs := []string{flagQueue}
+	for _, obj := range classes.GetStore().List() {
+		if nc, ok := obj.(*awsv1.EC2NodeClass); ok && nc.DeletionTimestamp == nil {
+			qs = append(qs, nc.Spec.InterruptionQueue)
+		}
+	}
+	return qs
+}
+
+// nodeClassNames are the node classes that exist: the EC2NodeClasses and
+// the Provisioners (whose inline node class has the Provisioner's name).
+func nodeClassNames(ctx context.Context, classes cache.SharedIndexInformer, crd *karpenter.Client) ([]string, error) {
+	if !classes.HasSynced() {
+		return nil, errors.New("ec2nodeclass informer not synced yet")
+	}
+	var names []string
+	for _, obj := range classes.GetStore().List() {
+		if nc, ok := obj.(*awsv1.EC2NodeClass); ok {
+			names = append(names, nc.Name)
+		}
+	}
+	provisioners, err := crd.ListProvisioners(ctx)
+	if err != nil && !meta.IsNoMatchError(err) && !apierrors.IsNotFound(err) {
+		return nil, fmt.Errorf("list provisioners: %w", err)
+	}
+	for _, p := range provisioners {
+		names = append(names, p.Name)
+	}
+	return names, nil
 }
 
 func kubeConfig(path string) (*rest.Config, error) {

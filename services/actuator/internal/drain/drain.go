@@ -15,6 +15,9 @@ import (
 	"strings"
 	"time"
 
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -30,6 +33,8 @@ var DisruptedTaint = corev1.Taint{Key: "karpenter.sh/disrupted", Effect: corev1.
 // DoNotDisruptAnnotation on a pod holds the node until the termination
 // grace period runs out.
 const DoNotDisruptAnnotation = "karpenter.sh/do-not-disrupt"
+
+var tracer = otel.Tracer("github.com/flotilla-dev/flotilla/services/actuator/internal/drain")
 
 // ErrPending is wrapped by the error Drain returns while pods remain.
 var ErrPending = errors.New("node not drained yet")
@@ -180,6 +185,14 @@ func (d *Drainer) Drain(ctx context.Context, nodeName string, deadline time.Time
 // evict asks the Eviction API to evict a pod; it returns why the pod is
 // still there, "" when it is gone.
 func (d *Drainer) evict(ctx context.Context, p *corev1.Pod) string {
+	if trace.SpanContextFromContext(ctx).IsValid() {
+		// Inside a traced termination: each eviction is a span of it.
+		var span trace.Span
+		ctx, span = tracer.Start(ctx, "eviction", trace.WithAttributes(
+			attribute.String("k8s.namespace.name", p.Namespace), attribute.String("k8s.pod.name", p.Name),
+			attribute.String("k8s.node.name", p.Spec.NodeName)))
+		defer span.End()
+	}
 	err := d.kube.PolicyV1().Evictions(p.Namespace).Evict(ctx, &policyv1.Eviction{
 		ObjectMeta:    metav1.ObjectMeta{Name: p.Name, Namespace: p.Namespace},
 		DeleteOptions: &metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &p.UID}},

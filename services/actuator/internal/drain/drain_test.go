@@ -136,3 +136,65 @@ func TestDrain(t *testing.T) {
 		t.Errorf("taints after Untaint = %v, want none", n.Spec.Taints)
 	}
 }
+
+func TestBlockers(t *testing.T) {
+	t.Parallel()
+	ctrl := true
+	pdb := func(name string, allowed int32, labels map[string]string) *policyv1.PodDisruptionBudget {
+		return &policyv1.PodDisruptionBudget{
+			ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "default"},
+			Spec:       policyv1.PodDisruptionBudgetSpec{Selector: &metav1.LabelSelector{MatchLabels: labels}},
+			Status:     policyv1.PodDisruptionBudgetStatus{DisruptionsAllowed: allowed},
+		}
+	}
+	withLabels := func(l map[string]string) func(*corev1.Pod) { return func(p *corev1.Pod) { p.Labels = l } }
+	for _, tc := range []struct {
+		name string
+		objs []runtime.Object
+		want []string
+	}{
+		{
+			name: "nothing protects the pods",
+			objs: []runtime.Object{pod("web-1", withLabels(map[string]string{"app": "web"})), pdb("web", 1, map[string]string{"app": "web"})},
+		},
+		{
+			name: "a budget that allows nothing",
+			objs: []runtime.Object{pod("web-1", withLabels(map[string]string{"app": "web"})), pod("other"), pdb("web", 0, map[string]string{"app": "web"})},
+			want: []string{"pod default/web-1: PodDisruptionBudget default/web allows no disruption now"},
+		},
+		{
+			name: "do-not-disrupt pods, not DaemonSet pods",
+			objs: []runtime.Object{
+				pod("precious", func(p *corev1.Pod) { p.Annotations = map[string]string{DoNotDisruptAnnotation: "true"} }),
+				pod("agent", func(p *corev1.Pod) {
+					p.Annotations = map[string]string{DoNotDisruptAnnotation: "true"}
+					p.OwnerReferences = []metav1.OwnerReference{{Kind: "DaemonSet", Name: "agent", Controller: &ctrl}}
+				}),
+			},
+			want: []string{"pod default/precious is annotated karpenter.sh/do-not-disrupt"},
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			kube := fake.NewClientset(append(tc.objs, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "node-1"}})...)
+			got, err := New(kube, nil, nil).Blockers(t.Context(), "node-1")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(tc.want, got); diff != "" {
+				t.Errorf("Blockers (-want +got):\n%s", diff)
+			}
+		})
+	}
+	t.Run("a node marked do-not-disrupt", func(t *testing.T) {
+		t.Parallel()
+		kube := fake.NewClientset(&corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "node-1", Annotations: map[string]string{DoNotDisruptAnnotation: "true"}}})
+		got, err := New(kube, nil, nil).Blockers(t.Context(), "node-1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff([]string{"node node-1 is annotated karpenter.sh/do-not-disrupt"}, got); diff != "" {
+			t.Errorf("Blockers (-want +got):\n%s", diff)
+		}
+	})
+}

@@ -46,8 +46,20 @@ type NodeClaims interface {
 	DeleteNodeClaim(ctx context.Context, name string) error
 }
 
+// Templates lists and deletes the cluster's launch templates.
+type Templates interface {
+	Templates(ctx context.Context) ([]instance.Template, error)
+	DeleteTemplate(ctx context.Context, t instance.Template) error
+}
+
 // Options configure a Collector.
 type Options struct {
+	// Templates and NodeClasses, when both set, let the collector delete
+	// the launch templates of node classes that no longer exist.
+	Templates Templates
+	// NodeClasses returns the names of the node classes that exist
+	// (EC2NodeClasses and the inline node classes of Provisioners).
+	NodeClasses func(ctx context.Context) ([]string, error)
 	// GracePeriod: DefaultGracePeriod when 0.
 	GracePeriod time.Duration
 	// Interval: DefaultInterval when 0.
@@ -89,6 +101,8 @@ type Result struct {
 	DeletedNodeClaims []string
 	// DeletedNodes are Nodes no NodeClaim owned.
 	DeletedNodes []string
+	// DeletedTemplates are launch templates of deleted node classes.
+	DeletedTemplates []string
 }
 
 // Run collects every Interval until ctx ends; failures are logged and
@@ -106,9 +120,9 @@ func (c *Collector) Run(ctx context.Context) error {
 		if err != nil && ctx.Err() == nil {
 			c.opts.Logger.WarnContext(ctx, "gc_failed", "error", err.Error())
 		}
-		if n := len(res.TerminatedInstances) + len(res.DeletedNodeClaims) + len(res.DeletedNodes); n > 0 {
+		if n := len(res.TerminatedInstances) + len(res.DeletedNodeClaims) + len(res.DeletedNodes) + len(res.DeletedTemplates); n > 0 {
 			c.opts.Logger.InfoContext(ctx, "gc_collected", "instances", res.TerminatedInstances,
-				"nodeclaims", res.DeletedNodeClaims, "nodes", res.DeletedNodes)
+				"nodeclaims", res.DeletedNodeClaims, "nodes", res.DeletedNodes, "launch_templates", res.DeletedTemplates)
 		}
 	}
 }
@@ -183,6 +197,13 @@ func (c *Collector) Collect(ctx context.Context) (Result, error) {
 		res.DeletedNodeClaims = append(res.DeletedNodeClaims, nc.Name)
 	}
 
+	// Launch templates of node classes that are gone.
+	if deleted, err := c.collectTemplates(ctx, claims, now); err != nil {
+		errs = append(errs, err)
+	} else {
+		res.DeletedTemplates = deleted
+	}
+
 	// Nodes Flotilla launched that no NodeClaim owns.
 	nodes, err := c.kube.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
 	if err != nil {
@@ -235,4 +256,41 @@ func (c *Collector) deleteNode(ctx context.Context, n *corev1.Node) error {
 		return fmt.Errorf("delete node %s: %w", n.Name, err)
 	}
 	return nil
+}
+
+// collectTemplates deletes the launch templates made for node classes that
+// no longer exist and no NodeClaim names, once older than the grace period
+// (a node class created a moment ago may not be listed yet).
+func (c *Collector) collectTemplates(ctx context.Context, claims []karpv1.NodeClaim, now time.Time) ([]string, error) {
+	if c.opts.Templates == nil || c.opts.NodeClasses == nil {
+		return nil, nil
+	}
+	names, err := c.opts.NodeClasses(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("gc: node classes: %w", err)
+	}
+	inUse := map[string]bool{}
+	for _, n := range names {
+		inUse[n] = true
+	}
+	for _, nc := range claims {
+		inUse[nc.Spec.NodeClassRef.Name] = true
+	}
+	templates, err := c.opts.Templates.Templates(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("gc: %w", err)
+	}
+	var deleted []string
+	var errs []error
+	for _, t := range templates {
+		if t.NodeClass == "" || inUse[t.NodeClass] || now.Sub(t.Created) < c.opts.GracePeriod {
+			continue
+		}
+		if err := c.opts.Templates.DeleteTemplate(ctx, t); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		deleted = append(deleted, t.Name)
+	}
+	return deleted, errors.Join(errs...)
 }

@@ -15,6 +15,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes/fake"
 
+	awsv1 "github.com/flotilla-dev/flotilla/api/aws/v1"
 	karpv1 "github.com/flotilla-dev/flotilla/api/karpenter/v1"
 	"github.com/flotilla-dev/flotilla/services/actuator/internal/instance"
 	"github.com/flotilla-dev/flotilla/test/moto"
@@ -157,5 +158,75 @@ func TestCollect(t *testing.T) {
 	slices.Sort(names)
 	if diff := cmp.Diff([]string{"kept", "static", "young"}, names); diff != "" {
 		t.Errorf("nodes left (-want +got):\n%s", diff)
+	}
+}
+
+// TestCollectLaunchTemplates: the launch templates of a deleted node class
+// go; those of existing node classes, of a node class a NodeClaim still
+// names, and of other clusters stay.
+func TestCollectLaunchTemplates(t *testing.T) {
+	ctx := t.Context()
+	cfg, err := server.Config(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	api := ec2.NewFromConfig(cfg)
+	const cluster = "gc-templates"
+	template := func(name, cluster, nodeClass string) string {
+		t.Helper()
+		out, err := api.CreateLaunchTemplate(ctx, &ec2.CreateLaunchTemplateInput{
+			LaunchTemplateName: aws.String(name),
+			LaunchTemplateData: &ec2types.RequestLaunchTemplateData{ImageId: aws.String("ami-12c6146b")},
+			TagSpecifications: []ec2types.TagSpecification{{ResourceType: ec2types.ResourceTypeLaunchTemplate, Tags: []ec2types.Tag{
+				{Key: aws.String("kubernetes.io/cluster/" + cluster), Value: aws.String("owned")},
+				{Key: aws.String(awsv1.TagEC2NodeClass), Value: aws.String(nodeClass)},
+			}}},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return aws.ToString(out.LaunchTemplate.LaunchTemplateName)
+	}
+	gone := template("flotilla/gc-templates/gone", cluster, "deleted-class")
+	template("flotilla/gc-templates/kept", cluster, "default")
+	template("flotilla/gc-templates/claimed", cluster, "old-class")
+	template("flotilla/other/gone", "other", "deleted-class")
+
+	claimed := launched("c-1", "", time.Now())
+	claimed.Spec.NodeClassRef.Name = "old-class"
+	provider := instance.New(api, instance.Options{ClusterName: cluster})
+	opts := Options{
+		Templates:   provider,
+		NodeClasses: func(context.Context) ([]string, error) { return []string{"default"}, nil },
+	}
+	// Young templates are left alone.
+	opts.Now = time.Now
+	res, err := New(provider, &claims{items: []karpv1.NodeClaim{claimed}}, fake.NewClientset(), opts).Collect(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.DeletedTemplates) != 0 {
+		t.Errorf("deleted %v within the grace period", res.DeletedTemplates)
+	}
+	opts.Now = func() time.Time { return time.Now().Add(DefaultGracePeriod + time.Minute) }
+	res, err = New(provider, &claims{items: []karpv1.NodeClaim{claimed}}, fake.NewClientset(), opts).Collect(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]string{gone}, res.DeletedTemplates); diff != "" {
+		t.Errorf("deleted launch templates (-want +got):\n%s", diff)
+	}
+	out, err := api.DescribeLaunchTemplates(ctx, &ec2.DescribeLaunchTemplatesInput{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var left []string
+	for _, lt := range out.LaunchTemplates {
+		left = append(left, aws.ToString(lt.LaunchTemplateName))
+	}
+	slices.Sort(left)
+	want := []string{"flotilla/gc-templates/claimed", "flotilla/gc-templates/kept", "flotilla/other/gone"}
+	if diff := cmp.Diff(want, left); diff != "" {
+		t.Errorf("launch templates left (-want +got):\n%s", diff)
 	}
 }

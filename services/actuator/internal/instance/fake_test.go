@@ -71,6 +71,10 @@ func (f *fakeEC2) CreateTags(context.Context, *ec2.CreateTagsInput, ...func(*ec2
 	return &ec2.CreateTagsOutput{}, nil
 }
 
+func (f *fakeEC2) DeleteLaunchTemplate(context.Context, *ec2.DeleteLaunchTemplateInput, ...func(*ec2.Options)) (*ec2.DeleteLaunchTemplateOutput, error) {
+	return &ec2.DeleteLaunchTemplateOutput{}, nil
+}
+
 func (f *fakeEC2) ModifyInstanceAttribute(context.Context, *ec2.ModifyInstanceAttributeInput, ...func(*ec2.Options)) (*ec2.ModifyInstanceAttributeOutput, error) {
 	return &ec2.ModifyInstanceAttributeOutput{}, nil
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
@@ -160,4 +161,50 @@ func int32Ptr(v *int64) *int32 {
 		return nil
 	}
 	return aws.Int32(int32(*v))
+}
+
+// Template is a launch template Flotilla created for the cluster.
+type Template struct {
+	ID, Name string
+	// NodeClass is the EC2NodeClass it was made for.
+	NodeClass string
+	Created   time.Time
+}
+
+// Templates lists the cluster's launch templates.
+func (p *Provider) Templates(ctx context.Context) ([]Template, error) {
+	k, v := p.ClusterTag()
+	in := &ec2.DescribeLaunchTemplatesInput{Filters: []ec2types.Filter{{Name: aws.String("tag:" + k), Values: []string{v}}}}
+	var out []Template
+	for {
+		page, err := p.ec2.DescribeLaunchTemplates(ctx, in)
+		if err != nil {
+			return nil, fmt.Errorf("describe launch templates: %w", err)
+		}
+		for _, lt := range page.LaunchTemplates {
+			t := Template{ID: aws.ToString(lt.LaunchTemplateId), Name: aws.ToString(lt.LaunchTemplateName), Created: aws.ToTime(lt.CreateTime)}
+			for _, tag := range lt.Tags {
+				if aws.ToString(tag.Key) == awsv1.TagEC2NodeClass {
+					t.NodeClass = aws.ToString(tag.Value)
+				}
+			}
+			out = append(out, t)
+		}
+		if aws.ToString(page.NextToken) == "" {
+			return out, nil
+		}
+		in.NextToken = page.NextToken
+	}
+}
+
+// DeleteTemplate deletes a launch template (gone already is no error).
+func (p *Provider) DeleteTemplate(ctx context.Context, t Template) error {
+	p.mu.Lock()
+	delete(p.templates, t.Name)
+	p.mu.Unlock()
+	_, err := p.ec2.DeleteLaunchTemplate(ctx, &ec2.DeleteLaunchTemplateInput{LaunchTemplateId: aws.String(t.ID)})
+	if err != nil && !isCode(err, "InvalidLaunchTemplateId.NotFound") && !isCode(err, "InvalidLaunchTemplateName.NotFoundException") {
+		return fmt.Errorf("delete launch template %s: %w", t.Name, err)
+	}
+	return nil
 }

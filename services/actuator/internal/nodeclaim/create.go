@@ -8,6 +8,8 @@ import (
 	"maps"
 	"slices"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -15,6 +17,7 @@ import (
 	awsv1 "github.com/flotilla-dev/flotilla/api/aws/v1"
 	karpv1 "github.com/flotilla-dev/flotilla/api/karpenter/v1"
 	clusterv1 "github.com/flotilla-dev/flotilla/gen/flotilla/cluster/v1"
+	"github.com/flotilla-dev/flotilla/services/actuator/internal/metrics"
 )
 
 // Outcome is what Create did.
@@ -41,6 +44,16 @@ var ErrLimitExceeded = errors.New("nodepool limit exceeded")
 // The error is for failures to reach the apiserver; a refusal is Failed with
 // a message.
 func (c *Controller) Create(ctx context.Context, plan *clusterv1.NodeClaimPlan) (Outcome, string, error) {
+	return c.CreateAnnotated(ctx, plan, nil)
+}
+
+// CreateAnnotated is Create with extra annotations on the new NodeClaim (a
+// replacement names the disruption it is for).
+func (c *Controller) CreateAnnotated(ctx context.Context, plan *clusterv1.NodeClaimPlan, annotations map[string]string) (Outcome, string, error) {
+	ctx, span := tracer.Start(ctx, "nodeclaim.create", trace.WithAttributes(
+		attribute.String("flotilla.nodeclaim", plan.Name), attribute.String("flotilla.nodepool", plan.NodePool),
+		attribute.Int("flotilla.pods", len(plan.Pods))))
+	defer span.End()
 	c.createMu.Lock()
 	defer c.createMu.Unlock()
 
@@ -99,6 +112,10 @@ func (c *Controller) Create(ctx context.Context, plan *clusterv1.NodeClaimPlan) 
 	}
 
 	claim := c.build(plan, pool, capacities)
+	maps.Copy(claim.Annotations, annotations)
+	if tp := traceparent(ctx); tp != "" {
+		claim.Annotations[AnnotationTraceparent] = tp
+	}
 	if _, err := c.crd.CreateNodeClaim(ctx, claim); err != nil {
 		if isAlreadyExists(err) {
 			return Exists, fmt.Sprintf("nodeclaim %s exists", plan.Name), nil
@@ -109,6 +126,12 @@ func (c *Controller) Create(ctx context.Context, plan *clusterv1.NodeClaimPlan) 
 		return 0, "", err
 	}
 	c.log.InfoContext(ctx, "nodeclaim_created", "nodeclaim", claim.Name, "nodepool", pool.Name, "pods", len(plan.Pods))
+	reason := metrics.ReasonProvisioning
+	if _, ok := annotations[annotationReplacementFor]; ok {
+		reason = metrics.ReasonReplacement
+	}
+	metrics.NodeClaimsCreated.WithLabelValues(reason, pool.Name).Inc()
+	span.SetAttributes(attribute.Bool("flotilla.created", true))
 	c.queue.Add(claim.Name)
 	return Created, fmt.Sprintf("nodeclaim %s created", claim.Name), nil
 }

@@ -41,6 +41,10 @@ const (
 // launch launches the claim's instance (or finds the one already launched)
 // and records it.
 func (c *Controller) launch(ctx context.Context, claim *karpv1.NodeClaim) (time.Duration, error) {
+	ctx, span, traced := startSpan(ctx, claim, "nodeclaim.launch")
+	if traced {
+		defer span.End()
+	}
 	if age := c.opts.Now().Sub(claim.CreationTimestamp.Time); age > c.opts.LaunchTimeout {
 		msg := fmt.Sprintf("not launched within %s", c.opts.LaunchTimeout)
 		if cond := claim.Condition(karpv1.ConditionTypeLaunched); cond != nil && cond.Message != "" && cond.Reason != ReasonLaunchTimeout {

@@ -429,6 +429,18 @@ func TestLifecycle(t *testing.T) {
 	if len(node.Finalizers) == 0 || node.Finalizers[0] != karpv1.TerminationFinalizer {
 		t.Errorf("node finalizers = %v", node.Finalizers)
 	}
+	// Once registered, the instance carries the node's name.
+	for _, inst := range l.instances(t, a) {
+		name := ""
+		for _, tag := range inst.Tags {
+			if aws.ToString(tag.Key) == "Name" {
+				name = aws.ToString(tag.Value)
+			}
+		}
+		if name != node.Name {
+			t.Errorf("instance %s Name tag = %q, want the node name %q", aws.ToString(inst.InstanceId), name, node.Name)
+		}
+	}
 
 	// Termination respects a PDB: both pods are guarded by minAvailable 2.
 	ns := l.name

@@ -12,6 +12,7 @@ import (
 	"k8s.io/client-go/util/retry"
 
 	karpv1 "github.com/flotilla-dev/flotilla/api/karpenter/v1"
+	"github.com/flotilla-dev/flotilla/services/actuator/internal/instance"
 )
 
 // nodeFor returns the Node with the claim's providerID, or nil.
@@ -66,6 +67,12 @@ func (c *Controller) register(ctx context.Context, claim *karpv1.NodeClaim) (tim
 	})
 	if err != nil {
 		return 0, fmt.Errorf("register node %s: %w", node.Name, err)
+	}
+	// The instance shows up under the node's name in the EC2 console.
+	if id, err := instance.ParseProviderID(claim.Status.ProviderID); err == nil {
+		if err := c.instances.Tag(ctx, map[string]string{"Name": node.Name}, id); err != nil {
+			return 0, fmt.Errorf("name instance %s after node %s: %w", id, node.Name, err)
+		}
 	}
 	claim.Status.NodeName = node.Name
 	c.setCondition(claim, karpv1.ConditionTypeRegistered, true, ReasonRegistered, "node "+node.Name+" joined")

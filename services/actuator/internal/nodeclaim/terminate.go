@@ -14,11 +14,24 @@ import (
 	karpv1 "github.com/flotilla-dev/flotilla/api/karpenter/v1"
 	"github.com/flotilla-dev/flotilla/services/actuator/internal/drain"
 	"github.com/flotilla-dev/flotilla/services/actuator/internal/instance"
+	"github.com/flotilla-dev/flotilla/services/actuator/internal/metrics"
 )
+
+// ConditionDrained is False on a NodeClaim being terminated while pods
+// remain on its node; the message names them and why they wait (a
+// PodDisruptionBudget, karpenter.sh/do-not-disrupt, ...).
+const ConditionDrained = "Drained"
+
+// ReasonDraining is the reason of the Drained condition while pods remain.
+const ReasonDraining = "Draining"
 
 // Delete deletes a NodeClaim; its finalizer drains the node, terminates the
 // instance and removes the Node. A NodeClaim already gone is not an error.
 func (c *Controller) Delete(ctx context.Context, name string) error {
+	// The termination continues the trace of the plan that asked for it.
+	if err := c.recordTrace(ctx, name); err != nil && !isNotFound(err) {
+		return err
+	}
 	if err := c.crd.DeleteNodeClaim(ctx, name); err != nil && !isNotFound(err) {
 		return err
 	}
@@ -34,6 +47,10 @@ func (c *Controller) finalize(ctx context.Context, claim *karpv1.NodeClaim) (tim
 	if !hasString(claim.Finalizers, karpv1.TerminationFinalizer) {
 		return 0, nil
 	}
+	ctx, span, traced := startSpan(ctx, claim, "nodeclaim.terminate")
+	if traced {
+		defer span.End()
+	}
 	node := c.nodeFor(claim)
 	if node != nil {
 		if err := c.drainer.Taint(ctx, node.Name); err != nil {
@@ -43,6 +60,15 @@ func (c *Controller) finalize(ctx context.Context, claim *karpv1.NodeClaim) (tim
 		var pending *drain.PendingError
 		if errors.As(err, &pending) {
 			c.log.InfoContext(ctx, "nodeclaim_draining", "nodeclaim", claim.Name, "node", node.Name, "waiting", pending.Error())
+			// Say what the drain waits for, where users look; not more
+			// often than every few seconds.
+			if cond := claim.Condition(ConditionDrained); cond == nil || cond.Message != pending.Error() &&
+				c.opts.Now().Sub(cond.LastTransitionTime.Time) > 10*time.Second {
+				c.setCondition(claim, ConditionDrained, false, ReasonDraining, pending.Error())
+				if _, err := c.crd.UpdateNodeClaimStatus(ctx, claim); err != nil && !isNotFound(err) {
+					return 0, err
+				}
+			}
 			return 2 * time.Second, nil
 		}
 		if err != nil {
@@ -84,20 +110,33 @@ func (c *Controller) finalize(ctx context.Context, claim *karpv1.NodeClaim) (tim
 		"finalizers":      slices.DeleteFunc(slices.Clone(claim.Finalizers), func(f string) bool { return f == karpv1.TerminationFinalizer }),
 		"resourceVersion": claim.ResourceVersion,
 	}})
-	if _, err := c.crd.PatchNodeClaim(ctx, claim.Name, patch); err != nil && !isNotFound(err) {
+	if _, err := c.crd.PatchNodeClaim(ctx, claim.Name, patch); err != nil {
+		if isNotFound(err) {
+			return 0, nil
+		}
 		return 0, err
+	}
+	pool := claim.Labels[karpv1.NodePoolLabelKey]
+	metrics.NodeClaimsTerminated.WithLabelValues(pool).Inc()
+	if reason := claim.Annotations[annotationDisruptionReason]; reason != "" {
+		metrics.NodeClaimsDisrupted.WithLabelValues(reason, pool).Inc()
 	}
 	c.log.InfoContext(ctx, "nodeclaim_terminated", "nodeclaim", claim.Name, "node", claim.Status.NodeName)
 	return 0, nil
 }
 
-// drainDeadline is when the claim's termination grace period runs out (zero
-// when it has none).
+// drainDeadline is when the claim's termination grace period runs out, or
+// its interrupted instance is taken away if that is sooner (after that the
+// pods go with the instance anyway); zero when neither applies.
 func (c *Controller) drainDeadline(claim *karpv1.NodeClaim) time.Time {
-	if claim.Spec.TerminationGracePeriod == nil || claim.DeletionTimestamp == nil {
-		return time.Time{}
+	var deadline time.Time
+	if claim.Spec.TerminationGracePeriod != nil && claim.DeletionTimestamp != nil {
+		deadline = claim.DeletionTimestamp.Add(claim.Spec.TerminationGracePeriod.Duration)
 	}
-	return claim.DeletionTimestamp.Add(claim.Spec.TerminationGracePeriod.Duration)
+	if t, ok := InterruptionDeadline(claim); ok && (deadline.IsZero() || t.Before(deadline)) {
+		deadline = t
+	}
+	return deadline
 }
 
 // instanceIDs are the live instances of a claim: the recorded one, and any

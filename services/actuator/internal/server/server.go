@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strings"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -17,15 +16,19 @@ import (
 
 	actuatorv1 "github.com/flotilla-dev/flotilla/gen/flotilla/actuator/v1"
 	clusterv1 "github.com/flotilla-dev/flotilla/gen/flotilla/cluster/v1"
+	"github.com/flotilla-dev/flotilla/services/actuator/internal/disruption"
 	"github.com/flotilla-dev/flotilla/services/actuator/internal/nodeclaim"
 	"github.com/flotilla-dev/flotilla/services/actuator/internal/nodeclass"
 )
 
-// NodeClaims creates, checks and deletes NodeClaims.
+// NodeClaims creates NodeClaims.
 type NodeClaims interface {
 	Create(ctx context.Context, plan *clusterv1.NodeClaimPlan) (nodeclaim.Outcome, string, error)
-	Ready(ctx context.Context, name string) (bool, string, error)
-	Delete(ctx context.Context, name string) error
+}
+
+// Disruptions carries out disruption plans.
+type Disruptions interface {
+	Execute(ctx context.Context, d *clusterv1.DisruptionPlan) (disruption.Result, error)
 }
 
 // Catalog serves instance types for a node class.
@@ -36,25 +39,26 @@ type Catalog interface {
 // Server implements actuatorv1.ActuatorServer.
 type Server struct {
 	actuatorv1.UnimplementedActuatorServer
-	claims  NodeClaims
-	catalog Catalog
-	region  string
-	log     *slog.Logger
+	claims      NodeClaims
+	disruptions Disruptions
+	catalog     Catalog
+	region      string
+	log         *slog.Logger
 }
 
 // New returns a Server.
-func New(claims NodeClaims, catalog Catalog, region string, logger *slog.Logger) *Server {
+func New(claims NodeClaims, disruptions Disruptions, catalog Catalog, region string, logger *slog.Logger) *Server {
 	if logger == nil {
 		logger = slog.Default()
 	}
-	return &Server{claims: claims, catalog: catalog, region: region, log: logger}
+	return &Server{claims: claims, disruptions: disruptions, catalog: catalog, region: region, log: logger}
 }
 
 // Execute carries out a plan. It is idempotent: NodeClaims that exist are
-// reported OUTCOME_EXISTS, deletions already under way are not repeated.
-// Disruptions that replace nodes launch the replacements first and delete
-// the old NodeClaims only once every replacement is initialized (a repeated
-// plan moves them along).
+// reported OUTCOME_EXISTS; a disruption already under way is moved along,
+// never started twice (see package disruption: replacements first, the old
+// nodes drained only once every replacement is initialized). A disruption
+// refused or called off is OUTCOME_FAILED with the reason.
 func (s *Server) Execute(ctx context.Context, req *actuatorv1.ExecuteRequest) (*actuatorv1.ExecuteResponse, error) {
 	plan := req.GetPlan()
 	resp := &actuatorv1.ExecuteResponse{}
@@ -84,37 +88,15 @@ func (s *Server) create(ctx context.Context, p *clusterv1.NodeClaimPlan) (*actua
 }
 
 func (s *Server) disrupt(ctx context.Context, d *clusterv1.DisruptionPlan) (*actuatorv1.NodeClaimResult, error) {
-	res := &actuatorv1.NodeClaimResult{Name: d.GetId(), Outcome: actuatorv1.Outcome_OUTCOME_DISRUPTING}
-	var waiting []string
-	for _, r := range d.GetReplacements() {
-		outcome, msg, err := s.claims.Create(ctx, r)
-		if err != nil {
-			return nil, toStatus(fmt.Errorf("create replacement %s: %w", r.GetName(), err))
-		}
-		if outcome == nodeclaim.Failed {
-			res.Outcome = actuatorv1.Outcome_OUTCOME_FAILED
-			res.Message = fmt.Sprintf("replacement %s: %s; nothing disrupted", r.GetName(), msg)
-			return res, nil
-		}
-		ready, why, err := s.claims.Ready(ctx, r.GetName())
-		if err != nil {
-			return nil, toStatus(err)
-		}
-		if !ready {
-			waiting = append(waiting, why)
-		}
+	r, err := s.disruptions.Execute(ctx, d)
+	if err != nil {
+		return nil, toStatus(fmt.Errorf("disruption %s: %w", d.GetId(), err))
 	}
-	if len(waiting) > 0 {
-		res.Message = "waiting for replacements before draining: " + strings.Join(waiting, "; ")
-		return res, nil
+	res := &actuatorv1.NodeClaimResult{Name: d.GetId(), Outcome: actuatorv1.Outcome_OUTCOME_DISRUPTING, Message: r.Message}
+	if !r.Disrupting {
+		res.Outcome = actuatorv1.Outcome_OUTCOME_FAILED
+		s.log.InfoContext(ctx, "disruption_refused", "id", d.GetId(), "reason", d.GetReason().String(), "why", r.Message)
 	}
-	for _, name := range d.GetNodeClaims() {
-		if err := s.claims.Delete(ctx, name); err != nil {
-			return nil, toStatus(fmt.Errorf("delete nodeclaim %s: %w", name, err))
-		}
-	}
-	res.Message = fmt.Sprintf("draining and terminating %d nodes (%s)", len(d.GetNodeClaims()), strings.Join(d.GetNodeClaims(), ", "))
-	s.log.InfoContext(ctx, "disruption_started", "id", d.GetId(), "reason", d.GetReason().String(), "nodeclaims", d.GetNodeClaims())
 	return res, nil
 }
 

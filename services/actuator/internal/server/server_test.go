@@ -18,17 +18,15 @@ import (
 
 	actuatorv1 "github.com/flotilla-dev/flotilla/gen/flotilla/actuator/v1"
 	clusterv1 "github.com/flotilla-dev/flotilla/gen/flotilla/cluster/v1"
+	"github.com/flotilla-dev/flotilla/services/actuator/internal/disruption"
 	"github.com/flotilla-dev/flotilla/services/actuator/internal/nodeclaim"
 	"github.com/flotilla-dev/flotilla/services/internal/rpc"
 )
 
-// claims is an in-memory NodeClaim store: creating a name twice is Exists;
-// names in ready are initialized.
+// claims is an in-memory NodeClaim store: creating a name twice is Exists.
 type claims struct {
 	mu      sync.Mutex
 	created []string
-	deleted []string
-	ready   map[string]bool
 	refuse  map[string]string
 }
 
@@ -45,17 +43,18 @@ func (c *claims) Create(_ context.Context, p *clusterv1.NodeClaimPlan) (nodeclai
 	return nodeclaim.Created, "created", nil
 }
 
-func (c *claims) Ready(_ context.Context, name string) (bool, string, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.ready[name], "nodeclaim " + name + " is launching", nil
+// disruptions answers Execute from a table by plan id and records the ids.
+type disruptions struct {
+	mu       sync.Mutex
+	results  map[string]disruption.Result
+	executed []string
 }
 
-func (c *claims) Delete(_ context.Context, name string) error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.deleted = append(c.deleted, name)
-	return nil
+func (d *disruptions) Execute(_ context.Context, p *clusterv1.DisruptionPlan) (disruption.Result, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.executed = append(d.executed, p.GetId())
+	return d.results[p.GetId()], nil
 }
 
 type catalog []*clusterv1.InstanceType
@@ -94,8 +93,13 @@ func dial(t *testing.T, s *Server) actuatorv1.ActuatorClient {
 
 func TestExecute(t *testing.T) {
 	t.Parallel()
-	cs := &claims{ready: map[string]bool{}, refuse: map[string]string{"too-big": "nodepool default: nodepool limit exceeded"}}
-	client := dial(t, New(cs, catalog{}, "us-east-1", nil))
+	cs := &claims{refuse: map[string]string{"too-big": "nodepool default: nodepool limit exceeded"}}
+	ds := &disruptions{results: map[string]disruption.Result{
+		"empty-1":   {Disrupting: true, Message: "draining and terminating 1 nodes (old-1)"},
+		"replace-1": {Disrupting: true, Message: "waiting for replacements before draining: new-1 is launching"},
+		"blocked-1": {Message: "node n-3 may not be disrupted now: pod ns/db is annotated karpenter.sh/do-not-disrupt"},
+	}}
+	client := dial(t, New(cs, ds, catalog{}, "us-east-1", nil))
 	ctx := t.Context()
 	plan := &clusterv1.Plan{
 		NodeClaims: []*clusterv1.NodeClaimPlan{
@@ -106,6 +110,7 @@ func TestExecute(t *testing.T) {
 			{Id: "empty-1", Reason: clusterv1.DisruptionReason_DISRUPTION_REASON_EMPTY, NodeClaims: []string{"old-1"}},
 			{Id: "replace-1", Reason: clusterv1.DisruptionReason_DISRUPTION_REASON_UNDERUTILIZED, NodeClaims: []string{"old-2"},
 				Replacements: []*clusterv1.NodeClaimPlan{{Name: "new-1", NodePool: "default"}}},
+			{Id: "blocked-1", Reason: clusterv1.DisruptionReason_DISRUPTION_REASON_UNDERUTILIZED, NodeClaims: []string{"old-3"}},
 		},
 	}
 	got, err := client.Execute(ctx, &actuatorv1.ExecuteRequest{Plan: plan})
@@ -116,19 +121,16 @@ func TestExecute(t *testing.T) {
 		{Name: "default-a", Outcome: actuatorv1.Outcome_OUTCOME_CREATED, Message: "created", Pods: []string{"ns/p1"}},
 		{Name: "too-big", Outcome: actuatorv1.Outcome_OUTCOME_FAILED, Message: "nodepool default: nodepool limit exceeded"},
 		{Name: "empty-1", Outcome: actuatorv1.Outcome_OUTCOME_DISRUPTING, Message: "draining and terminating 1 nodes (old-1)"},
-		{Name: "replace-1", Outcome: actuatorv1.Outcome_OUTCOME_DISRUPTING,
-			Message: "waiting for replacements before draining: nodeclaim new-1 is launching"},
+		{Name: "replace-1", Outcome: actuatorv1.Outcome_OUTCOME_DISRUPTING, Message: "waiting for replacements before draining: new-1 is launching"},
+		{Name: "blocked-1", Outcome: actuatorv1.Outcome_OUTCOME_FAILED,
+			Message: "node n-3 may not be disrupted now: pod ns/db is annotated karpenter.sh/do-not-disrupt"},
 	}}
 	if diff := cmp.Diff(want, got, protocmp.Transform()); diff != "" {
 		t.Errorf("first Execute (-want +got):\n%s", diff)
 	}
-	if diff := cmp.Diff([]string{"old-1"}, cs.deleted); diff != "" {
-		t.Errorf("deleted before the replacement is ready (-want +got):\n%s", diff)
-	}
 
-	// The same plan again: nothing is created twice; the replacement is
-	// ready now, so the old node goes.
-	cs.ready["new-1"] = true
+	// The same plan again: no NodeClaim is created twice; the disruptions
+	// are handed on again (the executor moves them along).
 	got, err = client.Execute(ctx, &actuatorv1.ExecuteRequest{Plan: plan})
 	if err != nil {
 		t.Fatal(err)
@@ -136,17 +138,17 @@ func TestExecute(t *testing.T) {
 	if o := got.Results[0].Outcome; o != actuatorv1.Outcome_OUTCOME_EXISTS {
 		t.Errorf("repeated NodeClaim outcome = %s, want OUTCOME_EXISTS", o)
 	}
-	if diff := cmp.Diff([]string{"default-a", "new-1"}, cs.created); diff != "" {
+	if diff := cmp.Diff([]string{"default-a"}, cs.created); diff != "" {
 		t.Errorf("created (-want +got):\n%s", diff)
 	}
-	if diff := cmp.Diff([]string{"old-1", "old-1", "old-2"}, cs.deleted); diff != "" {
-		t.Errorf("deleted (-want +got):\n%s", diff)
+	if diff := cmp.Diff([]string{"empty-1", "replace-1", "blocked-1", "empty-1", "replace-1", "blocked-1"}, ds.executed); diff != "" {
+		t.Errorf("disruptions executed (-want +got):\n%s", diff)
 	}
 }
 
 func TestExecuteRejectsMalformedPlans(t *testing.T) {
 	t.Parallel()
-	client := dial(t, New(&claims{}, catalog{}, "us-east-1", nil))
+	client := dial(t, New(&claims{}, &disruptions{}, catalog{}, "us-east-1", nil))
 	for name, req := range map[string]*actuatorv1.ExecuteRequest{
 		"no plan":           {},
 		"nodeclaim unnamed": {Plan: &clusterv1.Plan{NodeClaims: []*clusterv1.NodeClaimPlan{{NodePool: "default"}}}},
@@ -163,7 +165,7 @@ func TestListInstanceTypes(t *testing.T) {
 	types := catalog{{Name: "t3.medium", Arch: "amd64", Offerings: []*clusterv1.Offering{
 		{Zone: "us-east-1a", CapacityType: "on-demand", PricePerHour: 0.0416, Available: true, PriceSource: "embedded"},
 	}}}
-	client := dial(t, New(&claims{}, types, "us-east-1", nil))
+	client := dial(t, New(&claims{}, &disruptions{}, types, "us-east-1", nil))
 	got, err := client.ListInstanceTypes(t.Context(), &actuatorv1.ListInstanceTypesRequest{NodeClass: "default"})
 	if err != nil {
 		t.Fatal(err)

@@ -20,8 +20,10 @@ import (
 	"github.com/flotilla-dev/flotilla/services/internal/config"
 	"github.com/flotilla-dev/flotilla/services/internal/rpc"
 	"github.com/flotilla-dev/flotilla/services/internal/telemetry"
+	"github.com/flotilla-dev/flotilla/services/planner/internal/consolidation"
 	"github.com/flotilla-dev/flotilla/services/planner/internal/server"
-	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"golang.org/x/sync/errgroup"
+	"google.golang.org/grpc/credentials"
 )
 
 func main() {
@@ -48,6 +50,14 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 	logFormat := fs.String("log-format", "json", "log format: json or text")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
 	grace := fs.Duration("shutdown-grace", 10*time.Second, "time in-flight calls get to finish on SIGTERM")
+	spotToSpot := fs.Bool("spot-to-spot-consolidation", false, "let consolidation replace spot nodes with cheaper spot nodes (needs enough cheaper spot instance types)")
+	minSavingsPct := fs.Float64("consolidation-min-savings-percent", 100*consolidation.DefaultMinSavingsFraction, "least share of the disrupted nodes' price a consolidation must save, in percent")
+	minSavings := fs.Float64("consolidation-min-savings", consolidation.DefaultMinSavingsPerHour, "least a consolidation must save, in $/h")
+	localStorage := fs.Bool("consolidate-local-storage", false, "let disruptions evict pods with emptyDir or hostPath volumes (their data is lost)")
+	healthAddr := fs.String("health-addr", "", "plaintext address serving only grpc.health.v1 (for Kubernetes probes when --tls-* is set); empty: none")
+	metricsAddr := fs.String("metrics-addr", "127.0.0.1:9101", "address serving Prometheus metrics at /metrics; empty: none")
+	var tlsFiles rpc.TLSFiles
+	tlsFiles.RegisterFlags(fs)
 	if err := config.Parse(fs, "planner", args, stdout); err != nil {
 		if errors.Is(err, config.ErrVersion) {
 			return 0
@@ -57,6 +67,10 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 	}
 	logger, err := telemetry.NewLogger(stderr, *logFormat, *logLevel)
 	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 2
+	}
+	if err := tlsFiles.Validate(); err != nil {
 		fmt.Fprintln(stderr, err)
 		return 2
 	}
@@ -75,23 +89,66 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 		}
 	}()
 
-	srv, err := rpc.NewServer(rpc.ServerOptions{Logger: logger})
+	var creds credentials.TransportCredentials
+	if tlsFiles.Enabled() {
+		if creds, err = tlsFiles.ServerCredentials(); err != nil {
+			logger.Error("tls_setup_failed", "error", err.Error())
+			return 1
+		}
+	}
+	srv, err := rpc.NewServer(rpc.ServerOptions{Logger: logger, Creds: creds})
 	if err != nil {
 		logger.Error("server_setup_failed", "error", err.Error())
 		return 1
 	}
-	plannerv1.RegisterPlannerServer(srv, server.New(logger, catalog.Region, *region))
-	srv.Health.SetServingStatus(plannerv1.Planner_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)
+	disruption := consolidation.Options{
+		SpotToSpot:         *spotToSpot,
+		MinSavingsFraction: orNegative(*minSavingsPct / 100),
+		MinSavingsPerHour:  orNegative(*minSavings),
+		AllowLocalStorage:  *localStorage,
+	}
+	plannerv1.RegisterPlannerServer(srv, server.New(logger, catalog.Region, *region, server.WithDisruption(disruption)))
+	// Stateless: every replica serves from the start.
+	srv.SetStatus(true, plannerv1.Planner_ServiceDesc.ServiceName, rpc.LivenessService, rpc.ReadinessService)
+	reg := telemetry.NewRegistry("planner", config.Version)
+	server.RegisterMetrics(reg)
 	lis, err := net.Listen("tcp", *addr)
 	if err != nil {
 		logger.Error("listen_failed", "addr", *addr, "error", err.Error())
 		return 1
 	}
-	logger.Info("planner_serving", "addr", lis.Addr().String(), "version", config.FullVersion())
-	if err := srv.Serve(ctx, lis, *grace); err != nil {
+	logger.Info("planner_serving", "addr", lis.Addr().String(), "version", config.FullVersion(), "mtls", tlsFiles.Enabled())
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return srv.Serve(gctx, lis, *grace) })
+	if *healthAddr != "" {
+		hl, err := net.Listen("tcp", *healthAddr)
+		if err != nil {
+			logger.Error("listen_failed", "addr", *healthAddr, "error", err.Error())
+			return 1
+		}
+		g.Go(func() error { return srv.ServeHealth(gctx, hl) })
+	}
+	if *metricsAddr != "" {
+		ml, err := net.Listen("tcp", *metricsAddr)
+		if err != nil {
+			logger.Error("listen_failed", "addr", *metricsAddr, "error", err.Error())
+			return 1
+		}
+		g.Go(func() error { return telemetry.ServeMetrics(gctx, ml, reg, logger) })
+	}
+	if err := g.Wait(); err != nil {
 		logger.Error("serve_failed", "error", err.Error())
 		return 1
 	}
 	logger.Info("planner_stopped")
 	return 0
+}
+
+// orNegative maps an explicit zero to the consolidation options' "none"
+// (a negative value), since their zero value means the default.
+func orNegative(v float64) float64 {
+	if v == 0 {
+		return -1
+	}
+	return v
 }

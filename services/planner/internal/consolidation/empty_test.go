@@ -142,7 +142,7 @@ func TestEmpty(t *testing.T) {
 			if plan == nil {
 				plan = &model.Plan{}
 			}
-			if err := Empty(context.Background(), tt.snap(), plan); err != nil {
+			if err := Plan(context.Background(), tt.snap(), plan, Options{}); err != nil {
 				t.Fatal(err)
 			}
 			if diff := cmp.Diff(tt.want, disrupted(plan)); diff != "" {
@@ -162,10 +162,10 @@ func TestEmpty(t *testing.T) {
 
 func TestEmptyIsDeterministic(t *testing.T) {
 	a, b := &model.Plan{}, &model.Plan{}
-	if err := Empty(context.Background(), cluster(30, time.Minute), a); err != nil {
+	if err := Plan(context.Background(), cluster(30, time.Minute), a, Options{}); err != nil {
 		t.Fatal(err)
 	}
-	if err := Empty(context.Background(), cluster(30, time.Minute), b); err != nil {
+	if err := Plan(context.Background(), cluster(30, time.Minute), b, Options{}); err != nil {
 		t.Fatal(err)
 	}
 	if diff := cmp.Diff(a, b); diff != "" {
@@ -196,7 +196,7 @@ func TestEmptyAsksToBeAskedAgainWhenANodeBecomesDue(t *testing.T) {
 	s := cluster(2, 10*time.Second) // consolidateAfter 30s: due in 20s
 	s.Nodes[1].LastPodEvent = now.Add(-25 * time.Second)
 	plan := &model.Plan{}
-	if err := Empty(context.Background(), s, plan); err != nil {
+	if err := Plan(context.Background(), s, plan, Options{}); err != nil {
 		t.Fatal(err)
 	}
 	if len(plan.Disruptions) != 0 {

@@ -1,6 +1,7 @@
 package provisioning
 
 import (
+	"math"
 	"slices"
 
 	"github.com/flotilla-dev/flotilla/services/planner/internal/model"
@@ -169,7 +170,7 @@ func (r *run) topoLimit(n *node, c *podClass, v *classView, k int, zone, ct int)
 			continue
 		}
 		if m, _ := counts(g, d); m > 0 {
-			r.why[c.idx] = g.desc
+			r.why[c.idx] = whyOf(blockSpread, g)
 			return 0
 		}
 		if g.members.has(c.idx) {
@@ -193,15 +194,22 @@ func (r *run) topoLimit(n *node, c *podClass, v *classView, k int, zone, ct int)
 		}
 		m, o := counts(g, d)
 		if o == 0 {
+			if lim := r.keepLive(g, d, m); lim < k {
+				k = lim
+				if k <= 0 {
+					r.why[c.idx] = whyOf(blockKeepLive, g)
+					return 0
+				}
+			}
 			continue
 		}
 		if g.kind == groupAnti {
-			r.why[c.idx] = "pods already there have " + g.desc
+			r.why[c.idx] = whyOf(blockTheirAnti, g)
 			return 0
 		}
 		k = min(k, int(g.maxSkew+r.minCount(g)-m))
 		if k <= 0 {
-			r.why[c.idx] = g.desc
+			r.why[c.idx] = whyOf(blockSpread, g)
 			return 0
 		}
 	}
@@ -220,9 +228,9 @@ func (r *run) topoLimit(n *node, c *podClass, v *classView, k int, zone, ct int)
 			continue
 		}
 		if r.totals[gi] == 0 {
-			r.why[c.idx] = g.desc + ", but no pod matches " + selectorText(g.sel)
+			r.why[c.idx] = whyOf(blockNoMatch, g)
 		} else {
-			r.why[c.idx] = g.desc + " where the matching pods are"
+			r.why[c.idx] = whyOf(blockAffinity, g)
 		}
 		return 0
 	}
@@ -244,7 +252,7 @@ func (r *run) topoLimit(n *node, c *podClass, v *classView, k int, zone, ct int)
 			k = 0
 		}
 		if k <= 0 {
-			r.why[c.idx] = g.desc
+			r.why[c.idx] = whyOf(blockSpread, g)
 			return 0
 		}
 	}
@@ -261,7 +269,9 @@ func (r *run) add(n *node, c *podClass, k int, ch choice) {
 	}
 	if n.kind == kindNew {
 		ap := v.alts[ch.alt].pool[n.pool.idx]
-		n.types = n.types.and(ap.types)
+		if !ap.allTypes {
+			n.narrowTypes(ap.types)
+		}
 		n.zones &= ap.zones
 		n.cts &= ap.cts
 		if ch.zone >= 0 {
@@ -294,6 +304,10 @@ func (r *run) add(n *node, c *podClass, k int, ch choice) {
 	}
 	r.remaining[c.idx] -= k
 	r.record(undoEntry{kind: undoRemaining, a: c.idx, delta: k})
+	for _, gi := range c.owns {
+		r.ownersLeft[gi] -= int32(k)
+		r.record(undoEntry{kind: undoOwnersLeft, a: gi, delta: k})
+	}
 	n.full = r.isFull(n)
 	if n.idx >= 0 {
 		r.noteFree(n)
@@ -343,4 +357,22 @@ func minValuesHold(pi *poolInfo, keep func(*poolType) bool) bool {
 		}
 	}
 	return true
+}
+
+// keepLive bounds how many pods a keyed spread group selects, but whose
+// constraint they do not carry, may join domain d where none of the
+// group's own pods are yet: while some of those are still to place, a
+// domain they may use must stay within maxSkew of the group's least
+// domain, or it closes to them, and with it the only domains where pods
+// they select in turn may go. A domain already beyond maxSkew, or not the
+// group's, takes any number.
+func (r *run) keepLive(g *group, d int32, m int32) int {
+	if g.kind != groupSpread || g.hostname() || r.ownersLeft[g.idx] == 0 || !g.isViable.has(int(d)) {
+		return math.MaxInt
+	}
+	lim := g.maxSkew + r.minCount(g) - m
+	if lim < 0 {
+		return math.MaxInt
+	}
+	return int(lim)
 }

@@ -38,7 +38,10 @@ type podClass struct {
 	views []*classView
 	// matched are the groups whose selector selects these pods.
 	matched []int
-	size    float64
+	// owns are the keyed spread groups (zone, capacity type, ...) the
+	// class's pods carry, hard or preferred.
+	owns []int
+	size float64
 	// value estimates what serving one pod costs, $/h.
 	value float64
 	// fit holds, per pool, the instance types that hold one pod.
@@ -87,7 +90,9 @@ type altPool struct {
 	why string
 	// types are the pool's instance types whose labels satisfy the
 	// alternative and that have an offering it allows.
-	types      bitset
+	types bitset
+	// allTypes says types holds every type of the pool.
+	allTypes   bool
 	zones, cts uint64
 	// custom narrows the pool's custom labels.
 	custom scheduling.Requirements
@@ -307,6 +312,7 @@ func (p *problem) compileAlt(pi *poolInfo, reqs []model.Requirement, sig string)
 			}
 		}
 	}
+	a.allTypes = a.types.count() == len(pi.types)
 	p.altCache[key] = a
 	return a
 }

@@ -500,7 +500,7 @@ func (r *run) openPattern(pi *poolInfo, pt lpPattern, shapes []*lpShape) bool {
 	if !r.fitsLimits(pi, pt.t) {
 		return false
 	}
-	n := r.newNode(pi, pt.t, pi.zones, pi.cts)
+	n := r.scratchNode(pi, pt.t, pi.zones, pi.cts)
 	if n == nil {
 		return false
 	}

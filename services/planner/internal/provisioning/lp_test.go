@@ -264,81 +264,14 @@ func lowerBound(s *model.Snapshot) float64 {
 // exactPattern finds the most valuable whole-pod fill of a node at duals y
 // by branch and bound (pods of a shape at most as many as there are). It
 // returns the fill, its value, and an upper bound on the optimum that is
-// the value itself when the search finished.
+// the value itself when the search finished within its budget.
+//
+// The bound at each search node is the fractional knapsack of a surrogate
+// constraint: the resources weighted by the duals of the node's LP
+// relaxation, which makes the root bound the LP optimum itself; the
+// per-resource bound (free amount times the best value per unit) caps it.
 func exactPattern(t nodeKindLP, shapes []podShape, y []float64) ([]float64, float64, float64) {
 	K := len(shapes)
-	order := make([]int, 0, K)
-	for i := range shapes {
-		if y[i] > 1e-12 {
-			order = append(order, i)
-		}
-	}
-	ratio := func(i, d int) float64 {
-		if shapes[i].req[d] == 0 {
-			return math.Inf(1)
-		}
-		return y[i] / shapes[i].req[d]
-	}
-	slices.SortStableFunc(order, func(a, b int) int { return cmp.Compare(ratio(b, 2), ratio(a, 2)) })
-	// suffix[k][d] is the best value per unit of resource d among order[k:].
-	suffix := make([][3]float64, len(order)+1)
-	for k := len(order) - 1; k >= 0; k-- {
-		for d := range 3 {
-			suffix[k][d] = math.Max(suffix[k+1][d], ratio(order[k], d))
-		}
-	}
-	best := greedyPattern(t, shapes, y)
-	bestV := 0.0
-	for i := range K {
-		bestV += best[i] * y[i]
-	}
-	cur := make([]float64, K)
-	nodes, exhausted := 0, false
-	var dfs func(k int, free [3]float64, v float64)
-	dfs = func(k int, free [3]float64, v float64) {
-		if nodes++; nodes > 20_000 {
-			exhausted = true
-			return
-		}
-		if v > bestV+1e-12 {
-			bestV, best = v, slices.Clone(cur)
-		}
-		if k == len(order) {
-			return
-		}
-		ub := math.Inf(1)
-		for d := range 3 {
-			ub = math.Min(ub, free[d]*suffix[k][d])
-		}
-		if v+ub <= bestV+1e-12 {
-			return
-		}
-		i := order[k]
-		most := shapes[i].n
-		for d := range 3 {
-			if shapes[i].req[d] > 0 {
-				most = math.Min(most, math.Floor(free[d]/shapes[i].req[d]))
-			}
-		}
-		for c := most; c >= 0; c-- {
-			cur[i] = c
-			var f [3]float64
-			for d := range 3 {
-				f[d] = free[d] - c*shapes[i].req[d]
-			}
-			dfs(k+1, f, v+c*y[i])
-			if exhausted {
-				break
-			}
-		}
-		cur[i] = 0
-	}
-	dfs(0, t.alloc, 0)
-	if !exhausted {
-		return best, bestV, bestV
-	}
-	// The LP relaxation (with the pod counts as bounds) bounds the optimum,
-	// and rounded down and topped up greedily it often beats the search.
 	A := make([][]float64, 3+K)
 	b := make([]float64, 3+K)
 	for d := range 3 {
@@ -353,33 +286,135 @@ func exactPattern(t nodeKindLP, shapes []podShape, y []float64) ([]float64, floa
 		A[3+i][i] = 1
 		b[3+i] = shapes[i].n
 	}
-	frac, ub, _ := simplexMax(y, A, b)
-	a := make([]float64, K)
-	free := t.alloc
+	frac, lpUB, duals := simplexMax(y, A, b)
+	var lambda [3]float64
+	copy(lambda[:], duals[:3])
+	weight := func(i int) float64 {
+		return lambda[0]*shapes[i].req[0] + lambda[1]*shapes[i].req[1] + lambda[2]*shapes[i].req[2]
+	}
+	var items []int
 	for i := range K {
+		if y[i] > 1e-12 && fitWhole3(shapes[i].req, t.alloc) >= 1 {
+			items = append(items, i)
+		}
+	}
+	eff := func(i int) float64 {
+		if w := weight(i); w > 0 {
+			return y[i] / w
+		}
+		return math.Inf(1)
+	}
+	slices.SortStableFunc(items, func(a, b int) int { return cmp.Compare(eff(b), eff(a)) })
+	ratio := func(i, d int) float64 {
+		if shapes[i].req[d] == 0 {
+			return math.Inf(1)
+		}
+		return y[i] / shapes[i].req[d]
+	}
+	suffix := make([][3]float64, len(items)+1)
+	for k := len(items) - 1; k >= 0; k-- {
+		for d := range 3 {
+			suffix[k][d] = math.Max(suffix[k+1][d], ratio(items[k], d))
+		}
+	}
+	// Start from the better of the greedy fill and the LP relaxation
+	// rounded down and topped up.
+	best := greedyPattern(t, shapes, y)
+	bestV := dot(best, y)
+	if a := roundedPattern(t, shapes, y, frac, items); dot(a, y) > bestV {
+		best, bestV = a, dot(a, y)
+	}
+	bound := func(k int, free [3]float64) float64 {
+		ub := math.Inf(1)
+		for d := range 3 {
+			ub = math.Min(ub, free[d]*suffix[k][d])
+		}
+		capW := lambda[0]*free[0] + lambda[1]*free[1] + lambda[2]*free[2]
+		s := 0.0
+		for _, i := range items[k:] {
+			most := math.Min(shapes[i].n, fitWhole3(shapes[i].req, free))
+			if most <= 0 {
+				continue
+			}
+			w := weight(i)
+			if w <= 0 {
+				s += most * y[i]
+				continue
+			}
+			if most*w <= capW {
+				s += most * y[i]
+				capW -= most * w
+				continue
+			}
+			s += capW / w * y[i]
+			break
+		}
+		return math.Min(ub, s)
+	}
+	const budget = 40_000
+	cur := make([]float64, K)
+	nodes, exhausted := 0, false
+	var dfs func(k int, free [3]float64, v float64)
+	dfs = func(k int, free [3]float64, v float64) {
+		if nodes++; nodes > budget {
+			exhausted = true
+			return
+		}
+		if v > bestV*(1+1e-12) {
+			bestV, best = v, slices.Clone(cur)
+		}
+		if k == len(items) || v+bound(k, free) <= bestV*(1+1e-12) {
+			return
+		}
+		i := items[k]
+		most := math.Min(shapes[i].n, fitWhole3(shapes[i].req, free))
+		for c := most; c >= 0 && !exhausted; c-- {
+			cur[i] = c
+			var f [3]float64
+			for d := range 3 {
+				f[d] = free[d] - c*shapes[i].req[d]
+			}
+			dfs(k+1, f, v+c*y[i])
+		}
+		cur[i] = 0
+	}
+	dfs(0, t.alloc, 0)
+	if exhausted {
+		return best, bestV, math.Max(bestV, lpUB)
+	}
+	return best, bestV, bestV
+}
+
+func fitWhole3(req, free [3]float64) float64 {
+	n := math.Inf(1)
+	for d := range 3 {
+		if req[d] > 0 {
+			n = math.Min(n, math.Floor(free[d]/req[d]))
+		}
+	}
+	return math.Max(n, 0)
+}
+
+// roundedPattern rounds an LP fill down and tops it up greedily in the
+// given order.
+func roundedPattern(t nodeKindLP, shapes []podShape, y, frac []float64, order []int) []float64 {
+	a := make([]float64, len(shapes))
+	free := t.alloc
+	for i := range shapes {
 		a[i] = math.Floor(frac[i] + 1e-9)
 		for d := range 3 {
 			free[d] -= a[i] * shapes[i].req[d]
 		}
 	}
 	for _, i := range order {
-		cnt := shapes[i].n - a[i]
-		for d := range 3 {
-			if shapes[i].req[d] > 0 {
-				cnt = math.Min(cnt, math.Floor(free[d]/shapes[i].req[d]))
-			}
-		}
-		if cnt > 0 {
+		if cnt := math.Min(shapes[i].n-a[i], fitWhole3(shapes[i].req, free)); cnt > 0 {
 			a[i] += cnt
 			for d := range 3 {
 				free[d] -= cnt * shapes[i].req[d]
 			}
 		}
 	}
-	if v := dot(a, y); v > bestV {
-		best, bestV = a, v
-	}
-	return best, bestV, ub
+	return a
 }
 
 func dot(a, b []float64) float64 {

@@ -46,6 +46,7 @@ func (r *run) openFor(c *podClass, want int) bool {
 			continue
 		}
 		var best *candidate
+		var cand candidate
 		for _, a := range v.alts {
 			ap := a.pool[pi.idx]
 			if !ap.ok {
@@ -53,10 +54,15 @@ func (r *run) openFor(c *podClass, want int) bool {
 			}
 			zones, cts := r.quotaMasks(ap.zones&zoneMask, ap.cts&ctMask)
 			for _, t := range r.shortlist(r.candidates(pi, ap, c, zones, cts), pi, zones, cts) {
-				cand := r.simulate(pi, t, zones, cts, c, want)
-				if cand != nil && cand.better(best) {
-					best = cand
+				if !r.simulate(&cand, pi, t, zones, cts, c, want) || !cand.better(best) {
+					continue
 				}
+				if best == nil {
+					best = &candidate{}
+				}
+				// The best keeps the steps; the next simulation
+				// reuses the old best's storage.
+				*best, cand = cand, *best
 			}
 		}
 		if best == nil {
@@ -94,11 +100,8 @@ func (r *run) refreshActive() {
 // pending CPU, memory and pods it can take in its scarcest resource (at most
 // all of it). The cheapest type always stays.
 func (r *run) shortlist(types []*poolType, pi *poolInfo, zones, cts uint64) []*poolType {
-	type scored struct {
-		t     *poolType
-		score float64
-	}
-	var list []scored
+	list := r.scoredBuf[:0]
+	defer func() { r.scoredBuf = list }()
 	for _, t := range types {
 		if !r.fitsLimits(pi, t) {
 			continue
@@ -116,21 +119,31 @@ func (r *run) shortlist(types []*poolType, pi *poolInfo, zones, cts uint64) []*p
 		list = append(list, scored{t: t, score: o.price / f})
 	}
 	size := shortlistSize * r.widen
+	out := r.shortBuf[:0]
+	defer func() { r.shortBuf = out }()
 	if len(list) <= size {
-		out := make([]*poolType, len(list))
-		for i, x := range list {
-			out[i] = x.t
+		for _, x := range list {
+			out = append(out, x.t)
 		}
 		return out
 	}
-	out := []*poolType{list[0].t}
-	slices.SortStableFunc(list[1:], func(a, b scored) int {
-		return cmp.Or(cmp.Compare(a.score, b.score), cmp.Compare(a.t.idx, b.t.idx))
+	out = append(out, list[0].t)
+	slices.SortFunc(list[1:], func(a, b scored) int {
+		if a.score != b.score {
+			return cmp.Compare(a.score, b.score)
+		}
+		return cmp.Compare(a.t.idx, b.t.idx)
 	})
 	for _, x := range list[1:size] {
 		out = append(out, x.t)
 	}
 	return out
+}
+
+// scored is an instance type with its shortlist score.
+type scored struct {
+	t     *poolType
+	score float64
 }
 
 // quotaMasks narrows zones and capacity types to the domain a spread quota
@@ -160,34 +173,34 @@ func (r *run) quotaMasks(zones, cts uint64) (uint64, uint64) {
 
 // simulate opens a scratch node of type t, adds the class's pods and fills
 // it with others, scores it and undoes it all.
-func (r *run) simulate(pi *poolInfo, t *poolType, zones, cts uint64, c *podClass, want int) *candidate {
-	n := r.newNode(pi, t, zones, cts)
+// It sets out (reusing out.steps) and reports whether the node takes
+// anything.
+func (r *run) simulate(out *candidate, pi *poolInfo, t *poolType, zones, cts uint64, c *podClass, want int) bool {
+	n := r.scratchNode(pi, t, zones, cts)
 	if n == nil {
-		return nil
+		return false
 	}
 	m := r.mark()
 	defer r.undo(m)
 	k, ch := r.canAdd(n, c, want)
 	if k == 0 {
-		return nil
+		return false
 	}
 	r.add(n, c, k, ch)
-	steps := []step{{c: c, k: k, ch: ch}}
+	steps := append(out.steps[:0], step{c: c, k: k, ch: ch})
 	value := float64(k)*r.values[c.idx] + r.fill(n, c, &steps)
-	if value <= 0 {
-		return nil
-	}
-	return &candidate{t: t, zones: zones, cts: cts, steps: steps, score: n.off.price / value, price: n.off.price}
+	*out = candidate{t: t, zones: zones, cts: cts, steps: steps, score: n.off.price / value, price: n.off.price}
+	return value > 0
 }
 
 // replicate opens more nodes like the best candidate while its pods are
 // still waiting and the pool's limits allow.
 func (r *run) replicate(pi *poolInfo, best *candidate) {
 	for r.fitsLimits(pi, best.t) {
-		n := r.newNode(pi, best.t, best.zones, best.cts)
+		n := r.scratchNode(pi, best.t, best.zones, best.cts)
 		m := r.mark()
 		ok := true
-		var steps []step
+		steps := r.stepBuf[:0]
 		for _, s := range best.steps {
 			k, ch := r.canAdd(n, s.c, s.k)
 			if k < s.k {
@@ -198,6 +211,7 @@ func (r *run) replicate(pi *poolInfo, best *candidate) {
 			steps = append(steps, step{c: s.c, k: k, ch: ch})
 		}
 		r.undo(m)
+		r.stepBuf = steps
 		if !ok {
 			return
 		}
@@ -208,16 +222,38 @@ func (r *run) replicate(pi *poolInfo, best *candidate) {
 // newNode returns an empty new node of type t, or nil when t has no
 // offering in the zones and capacity types.
 func (r *run) newNode(pi *poolInfo, t *poolType, zones, cts uint64) *node {
+	n := &node{}
+	if !r.resetNode(n, pi, t, zones, cts) {
+		return nil
+	}
+	return n
+}
+
+// scratchNode returns the run's scratch node, reset to an empty new node of
+// type t, for simulations; nil as newNode.
+func (r *run) scratchNode(pi *poolInfo, t *poolType, zones, cts uint64) *node {
+	if r.scratch == nil {
+		r.scratch = &node{}
+	}
+	if !r.resetNode(r.scratch, pi, t, zones, cts) {
+		return nil
+	}
+	return r.scratch
+}
+
+// resetNode makes n an empty new node of type t, reusing its storage; it
+// reports false when t has no offering in the zones and capacity types.
+func (r *run) resetNode(n *node, pi *poolInfo, t *poolType, zones, cts uint64) bool {
 	zones &= t.zones
 	cts &= t.cts
 	o, ok := t.cheapestIn(zones, cts)
 	if !ok {
-		return nil
+		return false
 	}
-	n := &node{kind: kindNew, idx: -1, pool: pi, typ: t, off: o, free: t.alloc, zones: zones, cts: cts, custom: pi.custom}
-	n.ports = slices.Clone(t.daemonPorts)
-	n.types = pi.all
-	n.dom = make([]int32, len(r.p.topo.keys))
+	*n = node{kind: kindNew, idx: -1, pool: pi, typ: t, off: o, free: t.alloc, zones: zones, cts: cts, custom: pi.custom,
+		ports: append(n.ports[:0], t.daemonPorts...), types: pi.all, typesBuf: n.typesBuf,
+		dom: n.dom[:0], host: n.host[:0], placed: n.placed[:0]}
+	n.dom = slices.Grow(n.dom, len(r.p.topo.keys))[:len(r.p.topo.keys)]
 	for k, key := range r.p.topo.keys {
 		n.dom[k] = -1
 		switch r.p.topoKind[k] {
@@ -233,7 +269,7 @@ func (r *run) newNode(pi *poolInfo, t *poolType, zones, cts uint64) *node {
 			}
 		}
 	}
-	return n
+	return true
 }
 
 // fitsLimits reports whether one more node of type t keeps the pool within

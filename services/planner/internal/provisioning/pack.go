@@ -4,6 +4,8 @@ import (
 	"cmp"
 	"context"
 	"slices"
+
+	"github.com/flotilla-dev/flotilla/services/planner/internal/model"
 )
 
 // A new node takes in other classes' pods when it is opened: the first
@@ -194,10 +196,14 @@ func (r *run) placeSpread(c *podClass, g *group) {
 // node order.
 func (r *run) firstFit(c *podClass, want int) {
 	tk, mask := r.domainFilter(c)
+	zones := ^uint64(0)
+	if tk >= 0 && r.p.topoKind[tk] == keyZone {
+		zones = mask
+	}
 	cpu, mem := max(c.req.CPU, 0), max(c.req.Memory, 0)
-	for i := r.free.next(0, cpu, mem); i >= 0 && want > 0; i = r.free.next(i+1, cpu, mem) {
+	for i := r.free.next(0, cpu, mem, zones); i >= 0 && want > 0; i = r.free.next(i+1, cpu, mem, zones) {
 		n := r.nodes[i]
-		if fitCount(n.free, c.req, 1) == 0 || !r.domainOK(n, tk, mask) {
+		if !r.domainOK(n, tk, mask) || !fitsOne(n.free, c.req) {
 			continue
 		}
 		if k, ch := r.canAdd(n, c, want); k > 0 {
@@ -217,13 +223,25 @@ func (r *run) domainOK(n *node, tk int, mask uint64) bool {
 	return d < 0 || mask&(1<<uint(d)) != 0
 }
 
-// noteFree records a node's room in the free index.
+// noteFree records a node's room and zones in the free index.
 func (r *run) noteFree(n *node) {
 	if n.full {
-		r.free.set(n.idx, closed, closed)
+		r.free.set(n.idx, closed, closed, 0)
 		return
 	}
-	r.free.set(n.idx, n.free.CPU, n.free.Memory)
+	r.free.set(n.idx, n.free.CPU, n.free.Memory, r.zonesOf(n))
+}
+
+// zonesOf returns the zones a node is in or may end up in: all of them
+// for a node without a known zone.
+func (r *run) zonesOf(n *node) uint64 {
+	if n.kind == kindNew {
+		return n.zones
+	}
+	if z, ok := r.p.zoneIdx[n.base.labels[model.LabelZone]]; ok {
+		return 1 << uint(z)
+	}
+	return ^uint64(0)
 }
 
 // domainFilter returns, for a class whose topology constraints all use one
@@ -277,12 +295,17 @@ func (r *run) fill(n *node, seed *podClass, steps *[]step) float64 {
 		if len(cands) >= maxFillTake || i >= maxFillScan {
 			break
 		}
-		if c == seed || r.remaining[c.idx] == 0 || fitCount(n.free, c.req, 1) == 0 {
+		if c == seed || r.remaining[c.idx] == 0 || !fitsOne(n.free, c.req) {
 			continue
 		}
-		cands = append(cands, dense{c: c, d: r.values[c.idx] / share(c.req, alloc)})
+		cands = append(cands, dense{c: c, d: r.values[c.idx] / share(c.req, alloc), i: i})
 	}
-	slices.SortStableFunc(cands, func(a, b dense) int { return cmp.Compare(b.d, a.d) })
+	slices.SortFunc(cands, func(a, b dense) int {
+		if a.d != b.d {
+			return cmp.Compare(b.d, a.d)
+		}
+		return cmp.Compare(a.i, b.i)
+	})
 	r.fillBuf = cands
 	for _, x := range cands {
 		c := x.c
@@ -298,10 +321,12 @@ func (r *run) fill(n *node, seed *podClass, steps *[]step) float64 {
 	return value
 }
 
-// dense is a class with its value per share of a node.
+// dense is a class with its value per share of a node and its position
+// in the fill order.
 type dense struct {
 	c *podClass
 	d float64
+	i int
 }
 
 // commitNode replays the steps on a fresh node of the type and keeps it.

@@ -98,6 +98,11 @@ func newProblem(ctx context.Context, s *model.Snapshot) (*problem, error) {
 	}
 	for _, c := range p.classes {
 		p.buildViews(c)
+		for _, gi := range c.views[0].spread {
+			if !p.groups[gi].hostname() {
+				c.owns = append(c.owns, gi)
+			}
+		}
 	}
 	p.estimateValues()
 	return p, nil

@@ -91,7 +91,7 @@ func (r *run) poolReason(c *podClass, pi *poolInfo) string {
 			return fmt.Sprintf("NodePool %s asks for minValues %d of %s, but fewer instance types that hold the pod differ in it", name, req.MinValues, req.Key)
 		}
 	}
-	if w := r.why[c.idx]; w != "" {
+	if w := r.why[c.idx]; w.g != nil {
 		return fmt.Sprintf("NodePool %s cannot satisfy the pod's %s", name, w)
 	}
 
@@ -210,4 +210,39 @@ func dedupe(s []string) []string {
 		}
 	}
 	return out
+}
+
+// blockKind is how a topology constraint kept a pod off a node.
+type blockKind int
+
+const (
+	blockSpread    blockKind = iota // the group's skew or anti-affinity
+	blockKeepLive                   // room kept for the group's own pods
+	blockTheirAnti                  // pods there have anti-affinity to it
+	blockNoMatch                    // affinity, but no pod matches at all
+	blockAffinity                   // affinity, and no match where it could go
+)
+
+// blocker records the last topology constraint that kept a class's pods
+// off a node; the text is built only for the reason.
+type blocker struct {
+	kind blockKind
+	g    *group
+}
+
+func whyOf(kind blockKind, g *group) blocker { return blocker{kind: kind, g: g} }
+
+// String describes the constraint for an unschedulable reason.
+func (b blocker) String() string {
+	switch b.kind {
+	case blockKeepLive:
+		return "room that " + b.g.desc + " keeps for its pods"
+	case blockTheirAnti:
+		return "pods already there have " + b.g.desc
+	case blockNoMatch:
+		return b.g.desc + ", but no pod matches " + selectorText(b.g.sel)
+	case blockAffinity:
+		return b.g.desc + " where the matching pods are"
+	}
+	return b.g.desc
 }

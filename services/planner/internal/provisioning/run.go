@@ -27,9 +27,13 @@ type node struct {
 	full   bool
 
 	// New nodes only.
-	typ        *poolType
-	off        offer
-	types      bitset
+	typ   *poolType
+	off   offer
+	types bitset
+	// ownTypes says types is the node's own copy (else shared, read-only);
+	// typesBuf is storage for that copy.
+	ownTypes   bool
+	typesBuf   bitset
 	zones, cts uint64
 	custom     scheduling.Requirements
 	// narrowed is set once pods narrowed custom away from the pool's.
@@ -72,6 +76,7 @@ const (
 	undoTotal
 	undoRemaining
 	undoUsage
+	undoOwnersLeft
 )
 
 type undoEntry struct {
@@ -84,13 +89,16 @@ type undoEntry struct {
 
 // run is the mutable state of one solving run.
 type run struct {
-	p         *problem
-	nodes     []*node
-	counts    [][]int32
-	owners    [][]int32
-	totals    []int32
-	remaining []int
-	level     []int
+	p      *problem
+	nodes  []*node
+	counts [][]int32
+	owners [][]int32
+	totals []int32
+	// ownersLeft counts, per keyed spread group, the pods still to place
+	// that carry its constraint.
+	ownersLeft []int32
+	remaining  []int
+	level      []int
 	// assigned lists, per class, the nodes its pods went to in order.
 	assigned [][]placement
 	usage    []model.Resources
@@ -98,7 +106,7 @@ type run struct {
 	logging  bool
 	quota    *quota
 	// why records, per class, the last reason a placement failed.
-	why []string
+	why []blocker
 	// fillOrder is the order new nodes take in other classes' pods.
 	fillOrder []*podClass
 	// active are the classes with pods left, in fill order; demand sums
@@ -116,6 +124,13 @@ type run struct {
 	fillBuf []dense
 	// free indexes the nodes with room.
 	free freeIndex
+	// scratch is the node simulations try pods on; stepBuf is storage for
+	// the steps replayed on a copy.
+	scratch *node
+	stepBuf []step
+	// Storage for shortlists.
+	scoredBuf []scored
+	shortBuf  []*poolType
 }
 
 func newRun(p *problem) *run {
@@ -130,13 +145,19 @@ func newRun(p *problem) *run {
 		}
 	}
 	r.remaining = make([]int, len(p.classes))
+	r.ownersLeft = make([]int32, len(p.groups))
+	for _, c := range p.classes {
+		for _, gi := range c.owns {
+			r.ownersLeft[gi] += int32(len(c.pods))
+		}
+	}
 	r.values = make([]float64, len(p.classes))
 	for _, c := range p.classes {
 		r.values[c.idx] = c.value
 	}
 	r.level = make([]int, len(p.classes))
 	r.assigned = make([][]placement, len(p.classes))
-	r.why = make([]string, len(p.classes))
+	r.why = make([]blocker, len(p.classes))
 	for _, c := range p.classes {
 		r.remaining[c.idx] = len(c.pods)
 	}
@@ -172,7 +193,7 @@ func (r *run) clone() *run {
 		nn.ports = slices.Clip(n.ports)
 		c.nodes[i] = &nn
 	}
-	c.free = freeIndex{size: r.free.size, cpu: slices.Clone(r.free.cpu), mem: slices.Clone(r.free.mem)}
+	c.free = r.free.clone()
 	c.counts = make([][]int32, len(r.counts))
 	c.owners = make([][]int32, len(r.owners))
 	for i := range r.counts {
@@ -180,14 +201,15 @@ func (r *run) clone() *run {
 		c.owners[i] = slices.Clone(r.owners[i])
 	}
 	c.totals = slices.Clone(r.totals)
+	c.ownersLeft = slices.Clone(r.ownersLeft)
 	c.remaining = slices.Clone(r.remaining)
 	c.values = slices.Clone(r.values)
 	c.level = make([]int, len(r.level))
 	c.assigned = make([][]placement, len(r.assigned))
-	c.why = make([]string, len(r.why))
+	c.why = make([]blocker, len(r.why))
 	c.usage = slices.Clone(r.usage)
 	c.log, c.logging, c.quota = nil, false, nil
-	c.fillBuf, c.candBuf = nil, nil
+	c.fillBuf, c.candBuf, c.scratch, c.stepBuf, c.scoredBuf, c.shortBuf = nil, nil, nil, nil, nil, nil
 	return &c
 }
 
@@ -305,6 +327,17 @@ func lowBit(m uint64) int {
 	return -1
 }
 
+// narrowTypes keeps the node's possible instance types that are in b.
+func (n *node) narrowTypes(b bitset) {
+	if !n.ownTypes {
+		n.typesBuf = append(n.typesBuf[:0], n.types...)
+		n.types, n.ownTypes = n.typesBuf, true
+	}
+	for i := range n.types {
+		n.types[i] &= b[i]
+	}
+}
+
 func (n *node) hostCount(g int) *hostCount {
 	for i := range n.host {
 		if n.host[i].g == g {
@@ -385,6 +418,8 @@ func (r *run) undo(m int) {
 			r.totals[e.a] -= int32(e.delta)
 		case undoRemaining:
 			r.remaining[e.a] += e.delta
+		case undoOwnersLeft:
+			r.ownersLeft[e.a] += int32(e.delta)
 		case undoUsage:
 			r.usage[e.a] = r.usage[e.a].Sub(e.res)
 		}
@@ -417,25 +452,48 @@ func (r *run) minCount(g *group) int32 {
 	return m
 }
 
-// fitCount returns how many pods with requests req fit into free.
+// fitCount returns how many pods with requests req fit into free, at most
+// limit.
 func fitCount(free, req model.Resources, limit int) int {
 	k := int64(limit)
-	div := func(have, want int64) {
-		if want > 0 {
-			k = min(k, max(have, -1)/want)
-		}
+	if req.CPU > 0 {
+		k = min(k, max(free.CPU, -1)/req.CPU)
 	}
-	div(free.CPU, req.CPU)
-	div(free.Memory, req.Memory)
-	div(free.Pods, req.Pods)
-	div(free.EphemeralStorage, req.EphemeralStorage)
-	for name, v := range req.Extended {
-		div(free.Extended[name], v)
+	if req.Memory > 0 {
+		k = min(k, max(free.Memory, -1)/req.Memory)
+	}
+	if req.Pods > 0 {
+		k = min(k, max(free.Pods, -1)/req.Pods)
+	}
+	if req.EphemeralStorage > 0 {
+		k = min(k, max(free.EphemeralStorage, -1)/req.EphemeralStorage)
+	}
+	if len(req.Extended) > 0 {
+		for name, v := range req.Extended {
+			if v > 0 {
+				k = min(k, max(free.Extended[name], -1)/v)
+			}
+		}
 	}
 	if k < 0 {
 		return 0
 	}
 	return int(k)
+}
+
+// fitsOne reports whether one pod with requests req fits into free
+// (fitCount(free, req, 1) == 1).
+func fitsOne(free, req model.Resources) bool {
+	if req.CPU > 0 && req.CPU > free.CPU || req.Memory > 0 && req.Memory > free.Memory ||
+		req.Pods > 0 && req.Pods > free.Pods || req.EphemeralStorage > 0 && req.EphemeralStorage > free.EphemeralStorage {
+		return false
+	}
+	for name, v := range req.Extended {
+		if v > 0 && v > free.Extended[name] {
+			return false
+		}
+	}
+	return true
 }
 
 func subScaled(r, req model.Resources, k int) model.Resources {

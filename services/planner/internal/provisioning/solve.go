@@ -133,17 +133,22 @@ type valueKey struct {
 // share is the largest fraction of avail that req takes in any resource.
 func share(req, avail model.Resources) float64 {
 	s := 0.0
-	f := func(r, a int64) {
-		if r > 0 && a > 0 {
-			s = max(s, float64(r)/float64(a))
-		}
+	if req.CPU > 0 && avail.CPU > 0 {
+		s = max(s, float64(req.CPU)/float64(avail.CPU))
 	}
-	f(req.CPU, avail.CPU)
-	f(req.Memory, avail.Memory)
-	f(req.Pods, avail.Pods)
-	f(req.EphemeralStorage, avail.EphemeralStorage)
+	if req.Memory > 0 && avail.Memory > 0 {
+		s = max(s, float64(req.Memory)/float64(avail.Memory))
+	}
+	if req.Pods > 0 && avail.Pods > 0 {
+		s = max(s, float64(req.Pods)/float64(avail.Pods))
+	}
+	if req.EphemeralStorage > 0 && avail.EphemeralStorage > 0 {
+		s = max(s, float64(req.EphemeralStorage)/float64(avail.EphemeralStorage))
+	}
 	for k, v := range req.Extended {
-		f(v, avail.Extended[k])
+		if a := avail.Extended[k]; v > 0 && a > 0 {
+			s = max(s, float64(v)/float64(a))
+		}
 	}
 	return s
 }

@@ -34,8 +34,10 @@ type group struct {
 	// Spread constraints only.
 	maxSkew    int32
 	minDomains int32
-	// viable are the domains the owners may land in (spread only).
-	viable []int32
+	// viable are the domains the owners may land in (spread only);
+	// isViable is the same as a set.
+	viable   []int32
+	isViable bitset
 	// members are the classes the selector selects.
 	members bitset
 	sig     string
@@ -216,6 +218,15 @@ func (p *problem) buildGroups() {
 	}
 	for _, c := range p.classes {
 		c.exclusive = p.isExclusive(c)
+	}
+	for _, g := range p.groups {
+		if g.hostname() {
+			continue
+		}
+		g.isViable = newBitset(len(p.topo.values[g.tk]))
+		for _, d := range g.viable {
+			g.isViable.set(int(d))
+		}
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"time"
 
 	clusterv1 "github.com/flotilla-dev/flotilla/gen/flotilla/cluster/v1"
 	plannerv1 "github.com/flotilla-dev/flotilla/gen/flotilla/planner/v1"
@@ -88,7 +89,9 @@ func (p *Planner) Reconcile(stream plannerv1.Planner_ReconcileServer) error {
 			continue
 		}
 		resp := &plannerv1.ReconcileResponse{AckedSequence: st.sequence}
-		plan, recheck, err := p.Solve(withTraceparent(ctx, traceparent), st.snapshot(), true)
+		snap, start := st.snapshot(), time.Now()
+		plan, recheck, err := p.Solve(withTraceparent(ctx, traceparent), snap, true)
+		observe("reconcile", snap, plan, err, time.Since(start))
 		if !recheck.IsZero() {
 			resp.RecheckAt = timestamppb.New(recheck)
 		}

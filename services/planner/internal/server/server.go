@@ -13,6 +13,7 @@ import (
 
 	clusterv1 "github.com/flotilla-dev/flotilla/gen/flotilla/cluster/v1"
 	plannerv1 "github.com/flotilla-dev/flotilla/gen/flotilla/planner/v1"
+	"github.com/flotilla-dev/flotilla/services/planner/internal/consolidation"
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
@@ -34,22 +35,39 @@ type Planner struct {
 	defaultRegion string
 	logger        *slog.Logger
 	tracer        trace.Tracer
+	disruption    consolidation.Options
+}
+
+// Option configures a Planner.
+type Option func(*Planner)
+
+// WithDisruption sets the disruption solver's options (spot-to-spot
+// consolidation, savings threshold, local storage); the default is
+// consolidation's defaults.
+func WithDisruption(o consolidation.Options) Option {
+	return func(p *Planner) { p.disruption = o }
 }
 
 // New returns a planner that falls back to catalog for snapshots without
 // instance types, in defaultRegion when the snapshot names none.
-func New(logger *slog.Logger, catalog CatalogFunc, defaultRegion string) *Planner {
-	return &Planner{
+func New(logger *slog.Logger, catalog CatalogFunc, defaultRegion string, opts ...Option) *Planner {
+	p := &Planner{
 		catalog:       catalog,
 		defaultRegion: defaultRegion,
 		logger:        logger,
 		tracer:        otel.Tracer("github.com/flotilla-dev/flotilla/services/planner"),
 	}
+	for _, o := range opts {
+		o(p)
+	}
+	return p
 }
 
 // Plan answers a what-if question for the snapshot in the request.
 func (p *Planner) Plan(ctx context.Context, req *plannerv1.PlanRequest) (*plannerv1.PlanResponse, error) {
+	start := time.Now()
 	plan, _, err := p.Solve(ctx, req.GetSnapshot(), req.GetDisruption())
+	observe("plan", req.GetSnapshot(), plan, err, time.Since(start))
 	if err != nil {
 		return nil, err
 	}
@@ -81,7 +99,7 @@ func (p *Planner) Solve(ctx context.Context, snap *clusterv1.Snapshot, disruptio
 		attribute.Int("flotilla.node_claims", len(snap.GetNodeClaims())),
 		attribute.Int("flotilla.instance_types", len(snap.GetInstanceTypes())),
 	)
-	plan, recheck, err := solve(ctx, snap, disruption)
+	plan, recheck, err := solve(ctx, snap, disruption, p.disruption)
 	if err != nil {
 		span.SetStatus(codes.Error, err.Error())
 		return nil, time.Time{}, toStatus(err)

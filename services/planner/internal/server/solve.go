@@ -15,8 +15,10 @@ import (
 
 // solve decodes snap, runs the solver and encodes the plan, whose id is a
 // hash of its content: the same answer always has the same id. recheck is
-// when the answer changes by itself (zero: never).
-func solve(ctx context.Context, snap *clusterv1.Snapshot, disruption bool) (_ *clusterv1.Plan, recheck time.Time, _ error) {
+// when the answer changes by itself (zero: never). With disruption the
+// disruption solver adds its plans (opts tune it) to the provisioning
+// answer, which it builds on: nodes that receive pods are not disrupted.
+func solve(ctx context.Context, snap *clusterv1.Snapshot, disruption bool, opts consolidation.Options) (_ *clusterv1.Plan, recheck time.Time, _ error) {
 	m, err := decodeSnapshot(snap)
 	if err != nil {
 		return nil, time.Time{}, err
@@ -26,7 +28,7 @@ func solve(ctx context.Context, snap *clusterv1.Snapshot, disruption bool) (_ *c
 		return nil, time.Time{}, fmt.Errorf("provisioning: %w", err)
 	}
 	if disruption {
-		if err := consolidation.Empty(ctx, m, plan); err != nil {
+		if err := consolidation.Plan(ctx, m, plan, opts); err != nil {
 			return nil, time.Time{}, fmt.Errorf("consolidation: %w", err)
 		}
 	}

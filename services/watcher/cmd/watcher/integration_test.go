@@ -2,23 +2,16 @@ package main
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"log/slog"
-	"net"
 	"os"
 	"slices"
-	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/flotilla-dev/flotilla/api/crds"
 	karpv1 "github.com/flotilla-dev/flotilla/api/karpenter/v1"
-	"github.com/flotilla-dev/flotilla/api/snapshot"
 	actuatorv1 "github.com/flotilla-dev/flotilla/gen/flotilla/actuator/v1"
 	clusterv1 "github.com/flotilla-dev/flotilla/gen/flotilla/cluster/v1"
 	plannerv1 "github.com/flotilla-dev/flotilla/gen/flotilla/planner/v1"
@@ -27,15 +20,12 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
-	"sigs.k8s.io/yaml"
+	"k8s.io/client-go/rest"
 )
 
 // The tests here run the watcher (serve, as main runs it) against a real
@@ -45,16 +35,37 @@ import (
 // one new NodeClaim; the fake actuator creates that NodeClaim with the
 // nominated-pods annotation, as the real one does.
 
-var (
-	gvrCRDs       = schema.GroupVersionResource{Group: "apiextensions.k8s.io", Version: "v1", Resource: "customresourcedefinitions"}
-	gvrNodeClaims = karpv1.SchemeGroupVersion.WithResource("nodeclaims")
-)
+var gvrNodeClaims = karpv1.SchemeGroupVersion.WithResource("nodeclaims")
 
 type testCluster struct {
 	env  *localenv.Env
+	cfg  *rest.Config
 	kube *kubernetes.Clientset
 	dyn  *dynamic.DynamicClient
 	path string
+}
+
+// shared is the local environment the integration tests share: the first
+// test that needs it starts it, TestMain stops it. Each test works in a
+// namespace (and Lease) of its own.
+var shared struct {
+	once sync.Once
+	c    *testCluster
+	err  error
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if c := shared.c; c != nil {
+		if code != 0 {
+			c.env.KeepDir()
+			fmt.Fprintf(os.Stderr, "local environment state and logs kept in %s\n", c.env.Dir)
+		}
+		if err := c.env.Stop(context.Background()); err != nil {
+			fmt.Fprintf(os.Stderr, "stop local environment: %v\n", err)
+		}
+	}
+	os.Exit(code)
 }
 
 func startCluster(t *testing.T) *testCluster {
@@ -62,34 +73,46 @@ func startCluster(t *testing.T) *testCluster {
 	if testing.Short() {
 		t.Skip("integration test: skipped with -short")
 	}
-	env := localenv.StartT(t, localenv.Options{NoKubelet: true})
+	shared.once.Do(func() { shared.c, shared.err = newCluster() })
+	if shared.err != nil {
+		t.Fatal(shared.err)
+	}
+	return shared.c
+}
+
+// newCluster starts an API server, scheduler and controller manager and
+// installs Flotilla's CRDs.
+func newCluster() (*testCluster, error) {
+	ctx := context.Background()
+	env, err := localenv.Start(ctx, localenv.Options{NoKubelet: true})
+	if err != nil {
+		return nil, fmt.Errorf("start local environment: %w", err)
+	}
+	c, err := prepareCluster(ctx, env)
+	if err != nil {
+		_ = env.Stop(ctx)
+		return nil, err
+	}
+	return c, nil
+}
+
+func prepareCluster(ctx context.Context, env *localenv.Env) (*testCluster, error) {
 	cfg, err := env.RESTConfig()
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	cfg.QPS, cfg.Burst = 2000, 2000
-	c := &testCluster{env: env, path: env.Kubeconfig}
+	c := &testCluster{env: env, cfg: cfg, path: env.Kubeconfig}
 	if c.kube, err = kubernetes.NewForConfig(cfg); err != nil {
-		t.Fatal(err)
+		return nil, fmt.Errorf("kubernetes client: %w", err)
 	}
 	if c.dyn, err = dynamic.NewForConfig(cfg); err != nil {
-		t.Fatal(err)
+		return nil, fmt.Errorf("dynamic client: %w", err)
 	}
-	ctx := t.Context()
-	for _, m := range crds.All() {
-		obj := &unstructured.Unstructured{}
-		if err := yaml.Unmarshal(m.Data, &obj.Object); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := c.dyn.Resource(gvrCRDs).Create(ctx, obj, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
-			t.Fatalf("create CRD %s: %v", m.Name, err)
-		}
+	if err := env.InstallCRDs(ctx); err != nil {
+		return nil, err
 	}
-	eventually(t, 30*time.Second, func() error {
-		_, err := c.dyn.Resource(gvrNodeClaims).List(ctx, metav1.ListOptions{})
-		return err
-	})
-	return c
+	return c, nil
 }
 
 func eventually(t *testing.T, d time.Duration, f func() error) {
@@ -105,192 +128,6 @@ func eventually(t *testing.T, d time.Duration, f func() error) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-}
-
-// fakePlanner keeps each stream's state and plans every pending,
-// un-nominated pod of namespace onto one NodeClaim named after its pods.
-type fakePlanner struct {
-	plannerv1.UnimplementedPlannerServer
-	namespace string
-
-	mu        sync.Mutex
-	active    int
-	maxActive int
-	streams   int
-	snapshots []*clusterv1.Snapshot
-	// plannedAt is when a pod was first put on a NodeClaim in a plan.
-	planned map[string]int
-}
-
-func (p *fakePlanner) Reconcile(st plannerv1.Planner_ReconcileServer) error {
-	p.mu.Lock()
-	p.active++
-	p.streams++
-	p.maxActive = max(p.maxActive, p.active)
-	p.mu.Unlock()
-	defer func() {
-		p.mu.Lock()
-		p.active--
-		p.mu.Unlock()
-	}()
-	pods := map[string]*clusterv1.Pod{}
-	var seq uint64
-	for {
-		req, err := st.Recv()
-		if err != nil {
-			return nil
-		}
-		ev := req.GetEvent()
-		switch {
-		case ev.GetSnapshot() != nil:
-			pods = map[string]*clusterv1.Pod{}
-			for _, pod := range ev.GetSnapshot().GetPods() {
-				pods[pod.GetNamespace()+"/"+pod.GetName()] = pod
-			}
-			p.mu.Lock()
-			p.snapshots = append(p.snapshots, ev.GetSnapshot())
-			p.mu.Unlock()
-		case ev.GetSequence() == seq+1:
-			for _, ch := range ev.GetDelta().GetChanges() {
-				if pod := ch.GetPod(); pod != nil {
-					k := pod.GetNamespace() + "/" + pod.GetName()
-					if ch.GetDeleted() {
-						delete(pods, k)
-					} else {
-						pods[k] = pod
-					}
-				}
-			}
-		default:
-			if err := st.Send(&plannerv1.ReconcileResponse{AckedSequence: seq, Resync: true}); err != nil {
-				return nil
-			}
-			continue
-		}
-		seq = ev.GetSequence()
-		resp := &plannerv1.ReconcileResponse{AckedSequence: seq}
-		var pending []string
-		for k, pod := range pods {
-			if pod.GetNamespace() == p.namespace && pod.GetNodeName() == "" && pod.GetNominatedNodeClaim() == "" {
-				pending = append(pending, k)
-			}
-		}
-		if len(pending) > 0 {
-			sort.Strings(pending)
-			sum := sha256.Sum256([]byte(strings.Join(pending, ",")))
-			resp.Plan = &clusterv1.Plan{Id: hex.EncodeToString(sum[:4]), Sequence: seq, NodeClaims: []*clusterv1.NodeClaimPlan{{
-				Name: "nc-" + hex.EncodeToString(sum[:6]), NodePool: "default", NodeClass: "default", InstanceType: "m5.large", Pods: pending,
-			}}}
-		}
-		if err := st.Send(resp); err != nil {
-			return nil
-		}
-	}
-}
-
-func (p *fakePlanner) stats() (streams, maxActive, active int) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.streams, p.maxActive, p.active
-}
-
-// fakeActuator creates the NodeClaims of each plan, once, with the
-// nominated-pods annotation.
-type fakeActuator struct {
-	actuatorv1.UnimplementedActuatorServer
-	dyn dynamic.Interface
-
-	mu sync.Mutex
-	// launches lists every NodeClaim created, with its pods and the time
-	// Execute asked for it.
-	launches []launch
-	executes int
-}
-
-type launch struct {
-	name string
-	pods []string
-	at   time.Time
-}
-
-func (a *fakeActuator) Execute(ctx context.Context, req *actuatorv1.ExecuteRequest) (*actuatorv1.ExecuteResponse, error) {
-	at := time.Now()
-	resp := &actuatorv1.ExecuteResponse{}
-	a.mu.Lock()
-	a.executes++
-	a.mu.Unlock()
-	for _, nc := range req.GetPlan().GetNodeClaims() {
-		obj := &karpv1.NodeClaim{
-			TypeMeta: metav1.TypeMeta{APIVersion: karpv1.SchemeGroupVersion.String(), Kind: "NodeClaim"},
-			ObjectMeta: metav1.ObjectMeta{
-				Name:        nc.GetName(),
-				Labels:      map[string]string{karpv1.NodePoolLabelKey: nc.GetNodePool()},
-				Annotations: map[string]string{snapshot.AnnotationNominatedPods: snapshot.FormatNominatedPods(nc.GetPods())},
-			},
-			Spec: karpv1.NodeClaimSpec{
-				Requirements: []karpv1.NodeSelectorRequirementWithMinValues{{Key: karpv1.LabelInstanceType, Operator: corev1.NodeSelectorOpIn, Values: []string{nc.GetInstanceType()}}},
-				NodeClassRef: karpv1.NodeClassReference{Group: "karpenter.k8s.aws", Kind: "EC2NodeClass", Name: nc.GetNodeClass()},
-			},
-		}
-		m, err := runtime.DefaultUnstructuredConverter.ToUnstructured(obj)
-		if err != nil {
-			return nil, err
-		}
-		outcome := actuatorv1.Outcome_OUTCOME_CREATED
-		if _, err := a.dyn.Resource(gvrNodeClaims).Create(ctx, &unstructured.Unstructured{Object: m}, metav1.CreateOptions{}); apierrors.IsAlreadyExists(err) {
-			outcome = actuatorv1.Outcome_OUTCOME_EXISTS
-		} else if err != nil {
-			return nil, err
-		}
-		if outcome == actuatorv1.Outcome_OUTCOME_CREATED {
-			a.mu.Lock()
-			a.launches = append(a.launches, launch{name: nc.GetName(), pods: nc.GetPods(), at: at})
-			a.mu.Unlock()
-		}
-		resp.Results = append(resp.Results, &actuatorv1.NodeClaimResult{Name: nc.GetName(), Outcome: outcome, Pods: nc.GetPods()})
-	}
-	return resp, nil
-}
-
-func (a *fakeActuator) ListInstanceTypes(context.Context, *actuatorv1.ListInstanceTypesRequest) (*actuatorv1.ListInstanceTypesResponse, error) {
-	return &actuatorv1.ListInstanceTypesResponse{Region: "us-east-1", InstanceTypes: []*clusterv1.InstanceType{{
-		Name: "m5.large", Arch: "amd64", Capacity: &clusterv1.Resources{CpuMillis: 2000, MemoryBytes: 8 << 30, Pods: 29},
-		Offerings: []*clusterv1.Offering{{Zone: "us-east-1a", CapacityType: "on-demand", PricePerHour: 0.096, Available: true}},
-	}}}, nil
-}
-
-func (a *fakeActuator) snapshot() []launch {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return slices.Clone(a.launches)
-}
-
-// grpcServer serves on a fixed loopback address until stopped.
-type grpcServer struct {
-	addr string
-	srv  *grpc.Server
-}
-
-func serveGRPC(t *testing.T, addr string, register func(*grpc.Server)) *grpcServer {
-	t.Helper()
-	lis, err := net.Listen("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := &grpcServer{addr: lis.Addr().String(), srv: grpc.NewServer()}
-	register(s.srv)
-	go func() { _ = s.srv.Serve(lis) }()
-	t.Cleanup(s.srv.Stop)
-	return s
-}
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	port, err := localenv.FreePort()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return "127.0.0.1:" + strconv.Itoa(port)
 }
 
 // startWatcher runs serve until the returned stop is called (or the test
@@ -347,11 +184,23 @@ func waitServing(t *testing.T, addr string) {
 	})
 }
 
+// createNamespace creates a namespace for the test and deletes it (and its
+// pods) afterwards.
 func createNamespace(t *testing.T, c *testCluster, name string) {
 	t.Helper()
 	if _, err := c.kube.CoreV1().Namespaces().Create(t.Context(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() {
+		if err := c.kube.CoreV1().Namespaces().Delete(context.Background(), name, metav1.DeleteOptions{}); err != nil {
+			t.Errorf("delete namespace %s: %v", name, err)
+		}
+	})
+	// Pods are refused until the namespace has its service account.
+	eventually(t, time.Minute, func() error {
+		_, err := c.kube.CoreV1().ServiceAccounts(name).Get(t.Context(), "default", metav1.GetOptions{})
+		return err
+	})
 }
 
 func TestBurstOfPendingPods(t *testing.T) {
@@ -365,55 +214,20 @@ func TestBurstOfPendingPods(t *testing.T) {
 	f := baseFlags(c, plannerSrv.addr, actuatorSrv.addr)
 	f.listen = freeAddr(t)
 	f.leaderElect = false
-	// Creating 1,000 pods takes several seconds on a busy 2-core machine,
-	// with pauses: a 1s idle window (and no practical maximum) keeps the
-	// whole burst one batch. The defaults are covered by the stream's unit
-	// tests.
-	f.idleWindow, f.maxBatchWait = time.Second, time.Minute
+	// Creating 1,000 pods takes seconds on a busy 2-core machine, with
+	// pauses of a second or more: a 5s idle window (and no practical
+	// maximum) keeps the whole burst one batch. TestBurstLatency runs the
+	// default timings.
+	f.idleWindow, f.maxBatchWait = 5*time.Second, time.Minute
 	startWatcher(t, f)
 	waitServing(t, f.listen)
 
-	// The reference clock of a pod is the moment the API server answered
-	// its create call: it exists from then on.
 	ctx := t.Context()
-	var seenMu sync.Mutex
-	seen := map[string]time.Time{}
 	start := time.Now()
-	var wg sync.WaitGroup
-	errs := make(chan error, n)
-	work := make(chan int, n)
-	for i := range n {
-		work <- i
-	}
-	close(work)
-	for range 32 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range work {
-				p := &corev1.Pod{
-					ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("p-%04d", i), Labels: map[string]string{"app": "burst"}},
-					Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: "registry.local/app:1",
-						Resources: corev1.ResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("100m")}}}}},
-				}
-				if _, err := c.kube.CoreV1().Pods(ns).Create(ctx, p, metav1.CreateOptions{}); err != nil {
-					errs <- err
-					continue
-				}
-				seenMu.Lock()
-				seen[ns+"/"+p.Name] = time.Now()
-				seenMu.Unlock()
-			}
-		}()
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		t.Fatalf("create pod: %v", err)
-	}
+	pods, _ := createPending(t, fastClients(t, c.cfg, 4), ns, "p", n)
 	t.Logf("created %d pods in %s", n, time.Since(start).Round(time.Millisecond))
 
-	// Every pod ends up on exactly one NodeClaim.
+	// Every pod ends up on exactly one NodeClaim, all of them on one.
 	eventually(t, 60*time.Second, func() error {
 		covered := 0
 		for _, l := range actuator.snapshot() {
@@ -426,44 +240,9 @@ func TestBurstOfPendingPods(t *testing.T) {
 	})
 	time.Sleep(2 * time.Second) // anything more that would come
 	launches := actuator.snapshot()
-	count := map[string]int{}
-	for _, l := range launches {
-		for _, p := range l.pods {
-			count[p]++
-		}
-	}
-	for p, k := range count {
-		if k != 1 {
-			t.Errorf("pod %s was launched for %d times", p, k)
-		}
-	}
+	checkLaunchedOnce(t, launches, pods)
 	if len(launches) != 1 {
 		t.Errorf("the burst gave %d NodeClaims, want 1", len(launches))
-	}
-
-	// Latency from the API server's watch to the Execute that launched for
-	// the pod.
-	seenMu.Lock()
-	var lat []time.Duration
-	var last time.Time
-	for _, at := range seen {
-		if at.After(last) {
-			last = at
-		}
-	}
-	t.Logf("last pod created → first Execute: %s", launches[0].at.Sub(last).Round(time.Millisecond))
-	for _, l := range launches {
-		for _, p := range l.pods {
-			if s, ok := seen[p]; ok {
-				lat = append(lat, l.at.Sub(s))
-			}
-		}
-	}
-	seenMu.Unlock()
-	slices.Sort(lat)
-	if len(lat) > 0 {
-		t.Logf("pod created → Execute latency over %d pods: p50 %s, p99 %s, max %s (idle window %s)", len(lat),
-			lat[len(lat)/2].Round(time.Millisecond), lat[len(lat)*99/100].Round(time.Millisecond), lat[len(lat)-1].Round(time.Millisecond), f.idleWindow)
 	}
 
 	// The nominated pods are not planned again: not in the deltas that keep
@@ -526,6 +305,158 @@ func TestBurstOfPendingPods(t *testing.T) {
 	if len(relaunch.pods) != released {
 		t.Errorf("the relaunch holds %d pods, want the %d released ones", len(relaunch.pods), released)
 	}
+}
+
+// TestBurstLatency creates a burst of 1,000 pending pods with the watcher
+// on its default timings (idle window 100ms, at most 1s) and checks that
+// every pod is launched for exactly once. It logs how long each pod took from
+// its creation, as a separate watch on the API server saw it, to the
+// Execute call that launched for it. The issue's targets (p50 ≤ 1s, p99 ≤
+// 2s) are reported, not asserted: on a shared 2-core machine they measure
+// the machine as much as the watcher. make load-watcher measures the same
+// on a cluster of 100,000 pods.
+func TestBurstLatency(t *testing.T) {
+	c := startCluster(t)
+	const ns, n = "latency", 1000
+	createNamespace(t, c, ns)
+	planner := &fakePlanner{namespace: ns}
+	actuator := &fakeActuator{dyn: c.dyn}
+	plannerSrv := serveGRPC(t, "127.0.0.1:0", func(s *grpc.Server) { plannerv1.RegisterPlannerServer(s, planner) })
+	actuatorSrv := serveGRPC(t, "127.0.0.1:0", func(s *grpc.Server) { actuatorv1.RegisterActuatorServer(s, actuator) })
+	f := baseFlags(c, plannerSrv.addr, actuatorSrv.addr)
+	f.listen = freeAddr(t)
+	f.leaderElect = false
+	f.idleWindow, f.maxBatchWait = 100*time.Millisecond, time.Second
+	startWatcher(t, f)
+	waitServing(t, f.listen)
+
+	clients := fastClients(t, c.cfg, 4)
+	watched := creations(t, clients[0], ns)
+	pods, returned := createPending(t, clients, ns, "p", n)
+	eventually(t, 60*time.Second, func() error {
+		covered := 0
+		for _, l := range actuator.snapshot() {
+			covered += len(l.pods)
+		}
+		if covered < n {
+			return fmt.Errorf("%d of %d pods launched for", covered, n)
+		}
+		return nil
+	})
+	time.Sleep(2 * time.Second) // anything more that would come
+	launches := actuator.snapshot()
+	checkLaunchedOnce(t, launches, pods)
+	actuator.mu.Lock()
+	executes := actuator.executes
+	actuator.mu.Unlock()
+	t.Logf("pod created → Execute, default timings: %s; %d NodeClaims in %d Execute calls; %s",
+		launchLatencies(creationTimes(t, watched, returned, pods), launches), len(launches), executes, loadAvg())
+}
+
+// TestOutcomesAsEvents checks that what Flotilla decided for a pending pod
+// shows in `kubectl describe pod` (the events whose involvedObject is the
+// pod): the planner's reason when no capacity fits it, a failed launch,
+// and the NodeClaim it waits for. A NodeClaim that fails to launch releases
+// its pods, which are launched for again.
+func TestOutcomesAsEvents(t *testing.T) {
+	c := startCluster(t)
+	const ns, reason = "outcomes", "no instance type in NodePool default has 96 GiB memory"
+	createNamespace(t, c, ns)
+	planner := &fakePlanner{namespace: ns, unschedulable: func(p *clusterv1.Pod) string {
+		if p.GetName() == "huge" {
+			return reason
+		}
+		return ""
+	}}
+	actuator := &fakeActuator{dyn: c.dyn, failFirst: 1}
+	plannerSrv := serveGRPC(t, "127.0.0.1:0", func(s *grpc.Server) { plannerv1.RegisterPlannerServer(s, planner) })
+	actuatorSrv := serveGRPC(t, "127.0.0.1:0", func(s *grpc.Server) { actuatorv1.RegisterActuatorServer(s, actuator) })
+	f := baseFlags(c, plannerSrv.addr, actuatorSrv.addr)
+	f.listen = freeAddr(t)
+	f.leaderElect = false
+	startWatcher(t, f)
+	waitServing(t, f.listen)
+
+	ctx := t.Context()
+	for _, name := range []string{"huge", "web-0", "web-1", "web-2"} {
+		if _, err := c.kube.CoreV1().Pods(ns).Create(ctx, pendingPod(name), metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	web := []string{ns + "/web-0", ns + "/web-1", ns + "/web-2"}
+	eventually(t, 60*time.Second, func() error {
+		if len(actuator.snapshot()) == 0 {
+			return fmt.Errorf("nothing launched yet (%d failed launches)", len(actuator.failed()))
+		}
+		return nil
+	})
+	failed, launches := actuator.failed(), actuator.snapshot()
+	if len(failed) != 1 || !slices.Equal(failed[0].pods, web) {
+		t.Fatalf("failed launches %v, want one for %v", failed, web)
+	}
+	checkLaunchedOnce(t, launches, web)
+
+	want := map[string][]string{
+		"huge": {"Warning FlotillaUnschedulable: " + reason},
+	}
+	for _, p := range web {
+		_, name, _ := strings.Cut(p, "/")
+		want[name] = []string{
+			"Warning FlotillaLaunchFailed: NodeClaim " + failed[0].name + " could not be created: InsufficientInstanceCapacity: no m5.large capacity",
+			"Normal Nominated: Pod should schedule on: nodeclaim/" + launches[0].name,
+		}
+	}
+	eventually(t, 30*time.Second, func() error {
+		for name, events := range want {
+			got, err := describedEvents(ctx, c.kube, ns, name)
+			if err != nil {
+				return err
+			}
+			for _, e := range events {
+				if !slices.Contains(got, e) {
+					return fmt.Errorf("pod %s: events %q lack %q", name, got, e)
+				}
+			}
+		}
+		return nil
+	})
+	eventually(t, 30*time.Second, func() error {
+		list, err := c.kube.CoreV1().Events("default").List(ctx, metav1.ListOptions{FieldSelector: fields.Set{
+			"involvedObject.kind": "NodeClaim", "involvedObject.name": launches[0].name,
+		}.String()})
+		if err != nil {
+			return err
+		}
+		for _, e := range list.Items {
+			if e.Reason == "Planned" && e.Source.Component == "flotilla-watcher" {
+				return nil
+			}
+		}
+		return fmt.Errorf("NodeClaim %s has no Planned event (%d events)", launches[0].name, len(list.Items))
+	})
+}
+
+// describedEvents lists a pod's events as `kubectl describe pod` finds
+// them (by the pod's name, namespace, kind and uid), as "Type Reason:
+// Message" of Flotilla's.
+func describedEvents(ctx context.Context, client kubernetes.Interface, namespace, name string) ([]string, error) {
+	pod, err := client.CoreV1().Pods(namespace).Get(ctx, name, metav1.GetOptions{})
+	if err != nil {
+		return nil, err
+	}
+	list, err := client.CoreV1().Events(namespace).List(ctx, metav1.ListOptions{FieldSelector: fields.Set{
+		"involvedObject.kind": "Pod", "involvedObject.name": name, "involvedObject.namespace": namespace, "involvedObject.uid": string(pod.UID),
+	}.String()})
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, e := range list.Items {
+		if e.Source.Component == "flotilla-watcher" {
+			out = append(out, e.Type+" "+e.Reason+": "+e.Message)
+		}
+	}
+	return out, nil
 }
 
 func TestLeaderFailover(t *testing.T) {

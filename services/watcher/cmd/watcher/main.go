@@ -28,11 +28,13 @@ import (
 	"github.com/flotilla-dev/flotilla/services/watcher/internal/actuation"
 	"github.com/flotilla-dev/flotilla/services/watcher/internal/cluster"
 	"github.com/flotilla-dev/flotilla/services/watcher/internal/leader"
+	"github.com/flotilla-dev/flotilla/services/watcher/internal/metrics"
 	"github.com/flotilla-dev/flotilla/services/watcher/internal/server"
 	"github.com/flotilla-dev/flotilla/services/watcher/internal/stream"
 	"golang.org/x/sync/errgroup"
 	"google.golang.org/grpc"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
@@ -67,7 +69,9 @@ type flags struct {
 	logLevel        string
 	shutdownGrace   time.Duration
 	executeTimeout  time.Duration
+	disruptionValid time.Duration
 	initialCatalogW time.Duration
+	endpoints       endpoints
 }
 
 func main() {
@@ -93,6 +97,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.DurationVar(&f.catalogRefresh, "catalog-refresh", 5*time.Minute, "how often the instance catalogue is fetched from the actuator")
 	fs.DurationVar(&f.nominationTTL, "nomination-ttl", 2*time.Minute, "how long pods stay nominated to a planned NodeClaim that has not appeared")
 	fs.DurationVar(&f.executeTimeout, "execute-timeout", 2*time.Minute, "deadline of one Execute call")
+	fs.DurationVar(&f.disruptionValid, "disruption-validation", 5*time.Second,
+		"forward a consolidation (empty or under-utilised nodes) only once plans this far apart both contain it; 0 forwards at once")
 	fs.BoolVar(&f.leaderElect, "leader-elect", true, "elect one streaming replica with a Lease (disable only for tests and single replicas)")
 	fs.StringVar(&f.leaseNamespace, "leader-election-namespace", "", "namespace of the Lease; empty means $POD_NAMESPACE or kube-system")
 	fs.StringVar(&f.leaseName, "leader-election-name", "", "name of the Lease; empty means flotilla-watcher[-<cluster-name>]")
@@ -100,6 +106,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&f.logFormat, "log-format", "json", "log format: json or text")
 	fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	fs.DurationVar(&f.shutdownGrace, "shutdown-grace", 10*time.Second, "time in-flight calls get to finish on SIGTERM")
+	f.endpoints.register(fs)
 	f.initialCatalogW = 5 * time.Second
 	if err := config.Parse(fs, "watcher", args, stdout); err != nil {
 		if errors.Is(err, config.ErrVersion) {
@@ -146,7 +153,13 @@ func serve(ctx context.Context, f flags, logger *slog.Logger) error {
 	}
 	restCfg.QPS, restCfg.Burst = float32(f.kubeQPS), f.kubeBurst
 	restCfg.UserAgent = "flotilla-watcher/" + config.Version
-	client, err := kubernetes.NewForConfig(restCfg)
+	// Built-in types travel as protobuf: at 100,000 pods decoding is most
+	// of the watcher's CPU, and protobuf decodes several times faster than
+	// JSON. Custom resources only speak JSON.
+	coreCfg := rest.CopyConfig(restCfg)
+	coreCfg.ContentType = runtime.ContentTypeProtobuf
+	coreCfg.AcceptContentTypes = runtime.ContentTypeProtobuf + "," + runtime.ContentTypeJSON
+	client, err := kubernetes.NewForConfig(coreCfg)
 	if err != nil {
 		return fmt.Errorf("kubernetes client: %w", err)
 	}
@@ -154,16 +167,29 @@ func serve(ctx context.Context, f flags, logger *slog.Logger) error {
 	if err != nil {
 		return fmt.Errorf("dynamic client: %w", err)
 	}
-	plannerConn, err := rpc.Dial(f.plannerAddr, nil)
+	serverCreds, clientCreds, err := f.endpoints.creds()
+	if err != nil {
+		return err
+	}
+	plannerConn, err := rpc.Dial(f.plannerAddr, clientCreds)
 	if err != nil {
 		return err
 	}
 	defer plannerConn.Close()
-	actuatorConn, err := rpc.Dial(f.actuatorAddr, nil)
+	// Only the actuator leader reports its service SERVING: calls go there,
+	// and wait (within their deadline) through a failover.
+	actuatorConn, err := rpc.DialReplicas(f.actuatorAddr, clientCreds, actuatorv1.Actuator_ServiceDesc.ServiceName)
 	if err != nil {
 		return err
 	}
 	defer actuatorConn.Close()
+	// Every ready actuator replica, standby or leader, serves the catalogue
+	// (read-only): a standby watcher keeps it fresh through a failover.
+	catalogConn, err := rpc.DialReplicas(f.actuatorAddr, clientCreds, rpc.ReadinessService)
+	if err != nil {
+		return err
+	}
+	defer catalogConn.Close()
 
 	c := cluster.New(cluster.Options{Client: client, Dynamic: dyn, Logger: logger, Region: f.region, NominationTTL: f.nominationTTL})
 	events, err := cluster.NewEvents(client, c)
@@ -172,7 +198,7 @@ func serve(ctx context.Context, f flags, logger *slog.Logger) error {
 	}
 	defer events.Stop()
 
-	srv, err := rpc.NewServer(rpc.ServerOptions{Logger: logger})
+	srv, err := rpc.NewServer(rpc.ServerOptions{Logger: logger, Creds: serverCreds})
 	if err != nil {
 		return fmt.Errorf("grpc server: %w", err)
 	}
@@ -195,8 +221,13 @@ func serve(ctx context.Context, f flags, logger *slog.Logger) error {
 	logger.Info("watcher_serving", "addr", lis.Addr().String(), "version", config.FullVersion(), "cluster", f.clusterName,
 		"planner", f.plannerAddr, "actuator", f.actuatorAddr)
 
+	reg := telemetry.NewRegistry("watcher", config.Version)
+	metrics.Register(reg, c)
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return srv.Serve(ctx, lis, f.shutdownGrace) })
+	if err := f.endpoints.serve(ctx, g, srv, reg, logger); err != nil {
+		return err
+	}
 	g.Go(func() error {
 		if err := c.Start(ctx); err != nil {
 			if ctx.Err() != nil {
@@ -204,6 +235,12 @@ func serve(ctx context.Context, f flags, logger *slog.Logger) error {
 			}
 			return err
 		}
+		// Synced: ready to lead or to stand by.
+		srv.SetStatus(true, rpc.ReadinessService)
+		go metrics.WatchLaunches(ctx, c, time.Second)
+		// Leader or standby, keep the catalogue fresh: a standby that takes
+		// over then streams at once, even while the actuator fails over too.
+		go keepCatalog(ctx, f, logger, c, actuatorv1.NewActuatorClient(catalogConn))
 		lead := func(ctx context.Context) {
 			streamWhileLeading(ctx, f, logger, c, events, plannerConn, actuatorConn, active, setReady)
 		}
@@ -228,12 +265,21 @@ func streamWhileLeading(ctx context.Context, f flags, logger *slog.Logger, c *cl
 	plannerConn, actuatorConn *grpc.ClientConn, active *activeStream, setReady func(bool),
 ) {
 	actuator := actuatorv1.NewActuatorClient(actuatorConn)
-	if err := actuation.FetchCatalog(ctx, actuator, c, f.initialCatalogW); err != nil {
-		// The planner falls back to its embedded catalogue meanwhile.
-		logger.Warn("catalog_fetch_failed", "error", err.Error())
+	if !c.HasInstanceTypes() {
+		// The first plans should use the actuator's prices; wait a little
+		// for them. The planner falls back to its embedded catalogue.
+		if err := actuation.FetchCatalog(ctx, actuator, c, f.initialCatalogW); err != nil {
+			logger.Warn("catalog_fetch_failed", "error", err.Error())
+		}
 	}
-	fwd := actuation.New(actuator, c, events, actuation.Options{ExecuteTimeout: f.executeTimeout, Logger: logger})
-	client := stream.New(plannerv1.NewPlannerClient(plannerConn), c, fwd, stream.Options{
+	var client *stream.Client // set below; the forwarder asks it for rechecks
+	fwd := actuation.New(actuator, c, events, actuation.Options{
+		ExecuteTimeout:       f.executeTimeout,
+		DisruptionValidation: f.disruptionValid,
+		Recheck:              func(at time.Time) { client.RecheckAt(at) },
+		Logger:               logger,
+	})
+	client = stream.New(plannerv1.NewPlannerClient(plannerConn), c, fwd, stream.Options{
 		IdleWindow:   f.idleWindow,
 		MaxBatchWait: f.maxBatchWait,
 		AckTimeout:   f.ackTimeout,
@@ -248,12 +294,28 @@ func streamWhileLeading(ctx context.Context, f flags, logger *slog.Logger, c *cl
 	defer setReady(false)
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return fwd.Run(ctx) })
-	g.Go(func() error {
-		actuation.RefreshCatalog(ctx, actuator, c, f.catalogRefresh, logger)
-		return nil
-	})
 	g.Go(func() error { return client.Run(ctx) })
 	_ = g.Wait()
+}
+
+// keepCatalog fetches the instance catalogue from the actuator now (until
+// it succeeds) and then every --catalog-refresh until ctx ends.
+func keepCatalog(ctx context.Context, f flags, logger *slog.Logger, c *cluster.Cluster, actuator actuatorv1.ActuatorClient) {
+	// Until the first fetch succeeds (the actuator may be starting or
+	// failing over), try again every couple of seconds.
+	for {
+		err := actuation.FetchCatalog(ctx, actuator, c, f.initialCatalogW)
+		if err == nil || ctx.Err() != nil {
+			break
+		}
+		logger.Warn("catalog_fetch_failed", "error", err.Error())
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(2 * time.Second):
+		}
+	}
+	actuation.RefreshCatalog(ctx, actuator, c, f.catalogRefresh, logger)
 }
 
 // activeStream is the planner stream of this replica, nil while it does

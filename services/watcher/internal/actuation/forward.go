@@ -38,6 +38,10 @@ const (
 	ReasonPlanned = "Planned"
 	// ReasonDisrupting: a node is being disrupted.
 	ReasonDisrupting = "Disrupting"
+	// ReasonDisruptionBlocked: the planner turned a node down as a
+	// disruption candidate (Normal), or the actuator refused or called off
+	// its disruption (Warning); the message says why and the node stays.
+	ReasonDisruptionBlocked = "DisruptionBlocked"
 )
 
 // Actuator is the part of the actuator's API the forwarder calls.
@@ -67,8 +71,18 @@ type Options struct {
 	// RepeatAfter is how long an identical event on the same pod is held
 	// back (default 10 minutes).
 	RepeatAfter time.Duration
-	Logger      *slog.Logger
-	Now         func() time.Time
+	// DisruptionValidation: a consolidation disruption (Empty,
+	// Underutilized) is forwarded only once plans computed at least this
+	// long apart both contain it (the same nodes for the same reason), so a
+	// picture that holds for a moment only (a rollout between its old and
+	// new pods, a burst the scheduler is still binding) moves nothing. Zero
+	// forwards at once. Drift, expiry and interruption are never held back.
+	DisruptionValidation time.Duration
+	// Recheck asks the planner to plan again at a time even if nothing
+	// changes (the end of a validation); nil when nothing can.
+	Recheck func(at time.Time)
+	Logger  *slog.Logger
+	Now     func() time.Time
 }
 
 // Forwarder forwards plans to the actuator one at a time. A plan that
@@ -88,6 +102,15 @@ type Forwarder struct {
 	// the same event.
 	seenMu sync.Mutex
 	seen   map[string]seenEvent
+
+	// validating holds the consolidation disruptions seen but not
+	// validated yet, by nodes and reason (touched by Run's goroutine only).
+	validating map[string]sighting
+}
+
+// sighting is when a disruption was first and last seen in a plan.
+type sighting struct {
+	first, last time.Time
 }
 
 type item struct {
@@ -115,7 +138,8 @@ func New(actuator Actuator, noms Nominator, events Events, opts Options) *Forwar
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	return &Forwarder{actuator: actuator, noms: noms, events: events, opts: opts, wake: make(chan struct{}, 1), seen: map[string]seenEvent{}}
+	return &Forwarder{actuator: actuator, noms: noms, events: events, opts: opts, wake: make(chan struct{}, 1), seen: map[string]seenEvent{},
+		validating: map[string]sighting{}}
 }
 
 // Handle queues a plan; it never blocks. ctx carries the plan's trace.
@@ -155,9 +179,11 @@ func (f *Forwarder) forward(ctx context.Context, it *item) {
 	plan := it.plan
 	f.recordUnschedulable(plan.GetUnschedulable())
 	f.recordPlacements(plan.GetExistingNodes())
+	f.recordRejections(plan.GetRejections())
 
 	claims := f.fresh(plan.GetNodeClaims())
-	if len(claims) == 0 && len(plan.GetDisruptions()) == 0 {
+	disruptions := f.validated(plan.GetDisruptions())
+	if len(claims) == 0 && len(disruptions) == 0 {
 		return
 	}
 	// Nominate before Execute: a batch that arrives while the actuator
@@ -170,7 +196,7 @@ func (f *Forwarder) forward(ctx context.Context, it *item) {
 		Sequence:          plan.GetSequence(),
 		NodeClaims:        claims,
 		TotalPricePerHour: plan.GetTotalPricePerHour(),
-		Disruptions:       plan.GetDisruptions(),
+		Disruptions:       disruptions,
 	}}
 	if it.span.IsValid() {
 		// The call belongs to the forwarder's lifetime but to the batch's
@@ -192,8 +218,8 @@ func (f *Forwarder) forward(ctx context.Context, it *item) {
 		return
 	}
 	f.opts.Logger.Info("plan_executed", "plan", plan.GetId(), "sequence", plan.GetSequence(), "node_claims", len(claims),
-		"disruptions", len(plan.GetDisruptions()), "duration", f.opts.Now().Sub(start).String())
-	f.recordResults(claims, plan.GetDisruptions(), resp.GetResults())
+		"disruptions", len(disruptions), "duration", f.opts.Now().Sub(start).String())
+	f.recordResults(claims, disruptions, resp.GetResults())
 }
 
 // fresh drops NodeClaims with a pod already nominated to another NodeClaim:
@@ -248,10 +274,15 @@ func (f *Forwarder) recordResults(claims []*clusterv1.NodeClaimPlan, disruptions
 	for _, nc := range claims {
 		podsOf[nc.GetName()] = nc.GetPods()
 	}
+	byID := map[string]*clusterv1.DisruptionPlan{}
 	for _, d := range disruptions {
-		podsOf[d.GetId()] = nil
+		byID[d.GetId()] = d
 	}
 	for _, r := range results {
+		if d, ok := byID[r.GetName()]; ok {
+			f.recordDisruption(d, r)
+			continue
+		}
 		pods := r.GetPods()
 		if len(pods) == 0 {
 			pods = podsOf[r.GetName()]
@@ -271,15 +302,35 @@ func (f *Forwarder) recordResults(claims []*clusterv1.NodeClaimPlan, disruptions
 				f.podEvent(p, corev1.EventTypeWarning, ReasonLaunchFailed, msg)
 			}
 			f.events.NodeClaim(r.GetName(), corev1.EventTypeWarning, ReasonLaunchFailed, r.GetMessage())
-		case actuatorv1.Outcome_OUTCOME_DISRUPTING:
-			for _, d := range disruptions {
-				if d.GetId() != r.GetName() {
-					continue
-				}
-				for _, nc := range d.GetNodeClaims() {
-					f.events.NodeClaim(nc, corev1.EventTypeNormal, ReasonDisrupting, fmt.Sprintf("Disrupting (%s): %s", reasonName(d.GetReason()), r.GetMessage()))
-				}
-			}
+		}
+	}
+}
+
+// recordRejections records, on each NodeClaim the planner considered for
+// a disruption and turned down, why (once per reason while it holds).
+func (f *Forwarder) recordRejections(rs []*clusterv1.Rejection) {
+	for _, r := range rs {
+		if r.GetNodeClaim() == "" {
+			continue
+		}
+		if f.isNewEvent("nodeclaim/"+r.GetNodeClaim(), ReasonDisruptionBlocked, r.GetReason()) {
+			f.events.NodeClaim(r.GetNodeClaim(), corev1.EventTypeNormal, ReasonDisruptionBlocked, r.GetReason())
+		}
+	}
+}
+
+// recordDisruption records a disruption's outcome on the NodeClaims it
+// disrupts, once per message (the planner repeats a disruption in every
+// plan until it is done).
+func (f *Forwarder) recordDisruption(d *clusterv1.DisruptionPlan, r *actuatorv1.NodeClaimResult) {
+	eventType, reason, verb := corev1.EventTypeNormal, ReasonDisrupting, "Disrupting"
+	if r.GetOutcome() == actuatorv1.Outcome_OUTCOME_FAILED {
+		eventType, reason, verb = corev1.EventTypeWarning, ReasonDisruptionBlocked, "Not disrupted"
+	}
+	msg := fmt.Sprintf("%s (%s, plan %s): %s", verb, reasonName(d.GetReason()), d.GetId(), r.GetMessage())
+	for _, nc := range d.GetNodeClaims() {
+		if f.isNewEvent("nodeclaim/"+nc, reason, msg) {
+			f.events.NodeClaim(nc, eventType, reason, msg)
 		}
 	}
 }
@@ -287,13 +338,21 @@ func (f *Forwarder) recordResults(claims []*clusterv1.NodeClaimPlan, disruptions
 // podEvent records an event on a pod unless the same one was recorded
 // recently.
 func (f *Forwarder) podEvent(pod, eventType, reason, message string) {
+	if f.isNewEvent(pod, reason, message) {
+		f.events.Pod(pod, eventType, reason, message)
+	}
+}
+
+// fresh1 reports whether an event about an object is new (not the same
+// message recently) and remembers it.
+func (f *Forwarder) isNewEvent(object, reason, message string) bool {
 	now := f.opts.Now()
-	k := pod + "\x00" + reason
+	k := object + "\x00" + reason
 	f.seenMu.Lock()
 	last, ok := f.seen[k]
 	if ok && last.message == message && now.Sub(last.at) < f.opts.RepeatAfter {
 		f.seenMu.Unlock()
-		return
+		return false
 	}
 	f.seen[k] = seenEvent{message: message, at: now}
 	if len(f.seen) > 200_000 {
@@ -305,7 +364,7 @@ func (f *Forwarder) podEvent(pod, eventType, reason, message string) {
 		}
 	}
 	f.seenMu.Unlock()
-	f.events.Pod(pod, eventType, reason, message)
+	return true
 }
 
 func summary(pods []string) string {

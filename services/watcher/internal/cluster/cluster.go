@@ -1,10 +1,10 @@
 // Package cluster watches the Kubernetes objects the planner needs with
 // client-go informers (Pods, Nodes, NodeClaims, NodePools, Provisioners,
 // EC2NodeClasses, DaemonSets, PodDisruptionBudgets, PersistentVolumeClaims,
-// PersistentVolumes and StorageClasses), keeps them slim with transforms,
-// and turns them into the cluster model: a full snapshot on demand and,
-// between snapshots, the changes since the last one, coalesced so the latest
-// state wins.
+// PersistentVolumes, StorageClasses and CSINodes), keeps them slim with
+// transforms, and turns them into the cluster model: a full snapshot on
+// demand and, between snapshots, the changes since the last one, coalesced
+// so the latest state wins.
 package cluster
 
 import (
@@ -17,6 +17,7 @@ import (
 	"time"
 
 	clusterv1 "github.com/flotilla-dev/flotilla/gen/flotilla/cluster/v1"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
@@ -109,6 +110,13 @@ func (c *Cluster) Changed() <-chan struct{} { return c.tracker.changed }
 // delta.
 func (c *Cluster) Pending() int { return c.tracker.pending() }
 
+// HasInstanceTypes reports whether a catalogue has been set.
+func (c *Cluster) HasInstanceTypes() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.catalog) > 0
+}
+
 // SetInstanceTypes replaces the instance catalogue (and the region it is
 // for, when not empty). Types that changed are sent as deltas.
 func (c *Cluster) SetInstanceTypes(region string, types []*clusterv1.InstanceType) {
@@ -148,10 +156,10 @@ func (c *Cluster) Snapshot() *clusterv1.Snapshot {
 	// Take the dirty set before reading the caches: a change that lands
 	// while the snapshot is built is sent again in the next delta.
 	c.tracker.take()
-	sent := make(map[key]uint64, len(c.tracker.sent))
-	snap := c.build(false, func(k key, fp uint64) { sent[k] = fp })
-	c.tracker.sent = sent
-	return snap
+	// The map keeps its room: the next snapshot fills it as full again.
+	sent := c.tracker.sent
+	clear(sent)
+	return c.build(false, func(k key, fp uint64) { sent[k] = fp })
 }
 
 // Current returns what the watcher sees, without changing what the next
@@ -175,9 +183,9 @@ func (c *Cluster) Delta() []*clusterv1.Change {
 	sortKeys(keys)
 	var out []*clusterv1.Change
 	for _, k := range keys {
-		ch, fp := c.convert(k)
+		obj, fp := c.object(k)
 		prev, had := c.tracker.sent[k]
-		if ch == nil {
+		if obj == nil {
 			if had {
 				delete(c.tracker.sent, k)
 				out = append(out, deletedChange(k))
@@ -185,13 +193,13 @@ func (c *Cluster) Delta() []*clusterv1.Change {
 			continue
 		}
 		if fp == 0 {
-			fp = fingerprint(ch)
+			fp = fingerprint(obj)
 		}
 		if had && prev == fp {
 			continue
 		}
 		c.tracker.sent[k] = fp
-		out = append(out, ch)
+		out = append(out, changeOf(obj))
 	}
 	return out
 }
@@ -220,15 +228,18 @@ func (c *Cluster) build(pendingOnly bool, visit func(key, uint64)) *clusterv1.Sn
 	for _, kd := range []kind{kindPod, kindNode, kindNodeClaim, kindNodePool, kindNodeClass, kindDaemonSet, kindPDB, kindInstanceType} {
 		keys := c.allKeys(kd)
 		sortKeys(keys)
-		changes, fps := c.convertAll(keys, visit != nil)
-		for i, ch := range changes {
-			if ch == nil {
+		objs, fps := c.convertAll(keys, visit != nil)
+		if kd == kindPod {
+			snap.Pods = make([]*clusterv1.Pod, 0, len(keys))
+		}
+		for i, obj := range objs {
+			if obj == nil {
 				continue
 			}
-			if pendingOnly && ch.GetPod() != nil && ch.GetPod().GetNodeName() != "" {
+			if p, ok := obj.(*clusterv1.Pod); ok && pendingOnly && p.GetNodeName() != "" {
 				continue
 			}
-			addTo(snap, ch)
+			addTo(snap, obj)
 			if visit != nil {
 				visit(keys[i], fps[i])
 			}
@@ -239,8 +250,8 @@ func (c *Cluster) build(pendingOnly bool, visit func(key, uint64)) *clusterv1.Sn
 
 // convertAll converts keys (and fingerprints them, when asked) on every
 // core: at 100,000 pods this is most of a snapshot's cost.
-func (c *Cluster) convertAll(keys []key, withFingerprints bool) ([]*clusterv1.Change, []uint64) {
-	out := make([]*clusterv1.Change, len(keys))
+func (c *Cluster) convertAll(keys []key, withFingerprints bool) ([]proto.Message, []uint64) {
+	out := make([]proto.Message, len(keys))
 	var fps []uint64
 	if withFingerprints {
 		fps = make([]uint64, len(keys))
@@ -251,7 +262,7 @@ func (c *Cluster) convertAll(keys []key, withFingerprints bool) ([]*clusterv1.Ch
 		wg.Go(func() {
 			for i := w; i < len(keys); i += workers {
 				var fp uint64
-				out[i], fp = c.convert(keys[i])
+				out[i], fp = c.object(keys[i])
 				if withFingerprints && out[i] != nil {
 					if fp == 0 {
 						fp = fingerprint(out[i])

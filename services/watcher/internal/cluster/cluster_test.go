@@ -170,8 +170,11 @@ func TestSnapshotHoldsTheCluster(t *testing.T) {
 			p.Spec.Volumes = []corev1.Volume{{Name: "data", VolumeSource: corev1.VolumeSource{PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: "data"}}}}
 		}),
 		&corev1.PersistentVolumeClaim{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "data"}, Spec: corev1.PersistentVolumeClaimSpec{StorageClassName: &sc}},
-		&storagev1.StorageClass{ObjectMeta: metav1.ObjectMeta{Name: "gp3"}, VolumeBindingMode: &wffc, AllowedTopologies: []corev1.TopologySelectorTerm{{
+		&storagev1.StorageClass{ObjectMeta: metav1.ObjectMeta{Name: "gp3"}, Provisioner: "ebs.csi.aws.com", VolumeBindingMode: &wffc, AllowedTopologies: []corev1.TopologySelectorTerm{{
 			MatchLabelExpressions: []corev1.TopologySelectorLabelRequirement{{Key: "topology.kubernetes.io/zone", Values: []string{"us-east-1a"}}},
+		}}},
+		&storagev1.CSINode{ObjectMeta: metav1.ObjectMeta{Name: "node-1"}, Spec: storagev1.CSINodeSpec{Drivers: []storagev1.CSINodeDriver{
+			{Name: "ebs.csi.aws.com", NodeID: "i-1", Allocatable: &storagev1.VolumeNodeResources{Count: new(int32(25))}},
 		}}},
 		&corev1.Node{
 			ObjectMeta: metav1.ObjectMeta{Name: "node-1", Labels: map[string]string{karpv1.LabelInstanceType: "t3.large", karpv1.LabelTopologyZone: "us-east-1a"}},
@@ -216,11 +219,13 @@ func TestSnapshotHoldsTheCluster(t *testing.T) {
 	if got := findPod(snap, "pending"); got.GetNominatedNodeClaim() != "" || !got.GetUnschedulable() {
 		t.Errorf("pending pod: nominated %q unschedulable %v", got.GetNominatedNodeClaim(), got.GetUnschedulable())
 	}
-	if v := findPod(snap, "with-volume").GetVolumes(); len(v) != 1 || v[0].GetTerms()[0].GetRequirements()[0].GetValues()[0] != "us-east-1a" {
-		t.Errorf("volume topology %v, want the StorageClass's zone", v)
+	if v := findPod(snap, "with-volume").GetVolumes(); len(v) != 1 || v[0].GetTerms()[0].GetRequirements()[0].GetValues()[0] != "us-east-1a" ||
+		v[0].GetDriver() != "ebs.csi.aws.com" {
+		t.Errorf("volume topology %v, want the StorageClass's zone and driver", v)
 	}
-	if n := snap.GetNodes(); len(n) != 1 || n[0].GetNodeClaim() != "registered" || n[0].GetPricePerHour() != 0.0832 || !n[0].GetReady() {
-		t.Errorf("nodes %v, want node-1 linked to NodeClaim registered, priced 0.0832", n)
+	if n := snap.GetNodes(); len(n) != 1 || n[0].GetNodeClaim() != "registered" || n[0].GetPricePerHour() != 0.0832 || !n[0].GetReady() ||
+		n[0].GetAttachableVolumes()["ebs.csi.aws.com"] != 25 {
+		t.Errorf("nodes %v, want node-1 linked to NodeClaim registered, priced 0.0832, attaching 25 EBS volumes", n)
 	}
 	if len(snap.GetNodeClaims()) != 2 || len(snap.GetInstanceTypes()) != 1 {
 		t.Errorf("%d NodeClaims, %d instance types", len(snap.GetNodeClaims()), len(snap.GetInstanceTypes()))
@@ -457,7 +462,9 @@ func TestDerivedChanges(t *testing.T) {
 			NodeAffinity: &corev1.VolumeNodeAffinity{Required: &corev1.NodeSelector{NodeSelectorTerms: []corev1.NodeSelectorTerm{{MatchExpressions: []corev1.NodeSelectorRequirement{
 				{Key: "topology.kubernetes.io/zone", Operator: corev1.NodeSelectorOpIn, Values: []string{"us-east-1c"}},
 			}}}}},
+			PersistentVolumeSource: corev1.PersistentVolumeSource{CSI: &corev1.CSIPersistentVolumeSource{Driver: "ebs.csi.aws.com", VolumeHandle: "vol-0abc"}},
 		}},
+		&corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "node-1"}},
 	}, &karpv1.NodePool{ObjectMeta: metav1.ObjectMeta{Name: "default"}, Spec: karpv1.NodePoolSpec{Template: karpv1.NodeClaimTemplate{Spec: karpv1.NodeClaimTemplateSpec{
 		NodeClassRef: karpv1.NodeClassReference{Group: "karpenter.k8s.aws", Kind: "EC2NodeClass", Name: "default"},
 	}}}})
@@ -471,8 +478,23 @@ func TestDerivedChanges(t *testing.T) {
 	}
 	all := collect(t, e.c, []string{"Pod db"})
 	for _, ch := range all {
-		if v := ch.GetPod().GetVolumes(); len(v) != 1 || v[0].GetTerms()[0].GetRequirements()[0].GetValues()[0] != "us-east-1c" {
-			t.Errorf("pod db volumes %v, want the bound volume's zone", v)
+		if v := ch.GetPod().GetVolumes(); len(v) != 1 || v[0].GetTerms()[0].GetRequirements()[0].GetValues()[0] != "us-east-1c" ||
+			v[0].GetDriver() != "ebs.csi.aws.com" {
+			t.Errorf("pod db volumes %v, want the bound volume's zone and driver", v)
+		}
+	}
+
+	// The node's CSI driver registers: the node says how many volumes it
+	// attaches.
+	csi := &storagev1.CSINode{ObjectMeta: metav1.ObjectMeta{Name: "node-1"}, Spec: storagev1.CSINodeSpec{Drivers: []storagev1.CSINodeDriver{
+		{Name: "ebs.csi.aws.com", NodeID: "i-1", Allocatable: &storagev1.VolumeNodeResources{Count: new(int32(39))}},
+	}}}
+	if _, err := e.kube.StorageV1().CSINodes().Create(ctx, csi, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	for _, ch := range collect(t, e.c, []string{"Node node-1"}) {
+		if got := ch.GetNode().GetAttachableVolumes(); got["ebs.csi.aws.com"] != 39 {
+			t.Errorf("node-1 attaches %v, want 39 EBS volumes", got)
 		}
 	}
 

@@ -17,13 +17,14 @@ import (
 	storagev1 "k8s.io/api/storage/v1"
 )
 
-// convert returns the model of the object behind k, or nil when it is gone
-// (or cannot be converted: such an object is logged and left out, so one bad
-// object never stops the rest of the cluster from being planned), and its
-// fingerprint when it is known already (0 otherwise).
-func (c *Cluster) convert(k key) (*clusterv1.Change, uint64) {
+// object returns the model of the object behind k (a *clusterv1.Pod,
+// *clusterv1.Node, ...), or nil when it is gone (or cannot be converted:
+// such an object is logged and left out, so one bad object never stops the
+// rest of the cluster from being planned), and its fingerprint when it is
+// known already (0 otherwise).
+func (c *Cluster) object(k key) (proto.Message, uint64) {
 	var (
-		ch  *clusterv1.Change
+		obj proto.Message
 		fp  uint64
 		err error
 	)
@@ -35,7 +36,7 @@ func (c *Cluster) convert(k key) (*clusterv1.Change, uint64) {
 		}
 		var m *clusterv1.Pod
 		if m, err = c.pod(p); err == nil {
-			ch = &clusterv1.Change{Object: &clusterv1.Change_Pod{Pod: m}}
+			obj = m
 			if m == p.model {
 				fp = p.fingerprint
 			}
@@ -52,47 +53,48 @@ func (c *Cluster) convert(k key) (*clusterv1.Change, uint64) {
 			}
 			m.PricePerHour = c.price(n.Labels)
 			m.LastPodEvent = timestamppb.New(c.events.get(n.Name))
-			ch = &clusterv1.Change{Object: &clusterv1.Change_Node{Node: m}}
+			csiNode, _ := get(c.inf.csiNodes, n.Name).(*storagev1.CSINode)
+			m.AttachableVolumes = snapshot.AttachableVolumes(csiNode)
+			obj = m
 		}
 	case kindNodeClaim:
 		nc, ok := get(c.inf.nodeClaims, k.name).(*karpv1.NodeClaim)
 		if !ok {
-			return c.notTyped(k, get(c.inf.nodeClaims, k.name)), 0
+			c.notTyped(k, get(c.inf.nodeClaims, k.name))
+			return nil, 0
 		}
 		var m *clusterv1.NodeClaim
 		if m, err = snapshot.NodeClaim(nc); err == nil {
 			m.PricePerHour = c.price(nc.Labels)
-			ch = &clusterv1.Change{Object: &clusterv1.Change_NodeClaim{NodeClaim: m}}
+			obj = m
 		}
 	case kindNodePool:
 		var m *clusterv1.NodePool
 		if m, err = c.nodePool(k.name); err == nil && m != nil {
 			class, _ := c.nodeClass(m.GetNodeClass())
 			snapshot.LinkNodeClass(m, class)
-			ch = &clusterv1.Change{Object: &clusterv1.Change_NodePool{NodePool: m}}
+			obj = m
 		}
 	case kindNodeClass:
 		var m *clusterv1.NodeClass
 		if m, err = c.nodeClass(k.name); err == nil && m != nil {
-			ch = &clusterv1.Change{Object: &clusterv1.Change_NodeClass{NodeClass: m}}
+			obj = m
 		}
 	case kindDaemonSet:
 		ds, ok := get(c.inf.daemonSets, k.name).(*appsv1.DaemonSet)
 		if !ok {
 			return nil, 0
 		}
-		var m *clusterv1.DaemonSet
-		if m, err = snapshot.DaemonSet(ds, snapshot.Lookup{}); err == nil {
-			ch = &clusterv1.Change{Object: &clusterv1.Change_DaemonSet{DaemonSet: m}}
+		if obj, err = snapshot.DaemonSet(ds, snapshot.Lookup{}); err != nil {
+			obj = nil
 		}
 	case kindPDB:
 		pdb, ok := get(c.inf.pdbs, k.name).(*policyv1.PodDisruptionBudget)
 		if !ok {
 			return nil, 0
 		}
-		var m *clusterv1.PodDisruptionBudget
-		if m, err = snapshot.PodDisruptionBudget(pdb); err == nil {
-			ch = &clusterv1.Change{Object: &clusterv1.Change_PodDisruptionBudget{PodDisruptionBudget: m}}
+		if obj, err = snapshot.PodDisruptionBudget(pdb); err != nil {
+			obj = nil
 		}
 	case kindInstanceType:
 		c.mu.RLock()
@@ -101,13 +103,47 @@ func (c *Cluster) convert(k key) (*clusterv1.Change, uint64) {
 		if it == nil {
 			return nil, 0
 		}
-		ch = &clusterv1.Change{Object: &clusterv1.Change_InstanceType{InstanceType: it}}
+		obj = it
 	}
 	if err != nil {
 		c.logger.Warn("object_not_converted", "kind", k.kind.String(), "name", k.name, "error", err.Error())
 		return nil, 0
 	}
-	return ch, fp
+	return obj, fp
+}
+
+// convert returns the change that carries the object behind k (see
+// object), or nil.
+func (c *Cluster) convert(k key) (*clusterv1.Change, uint64) {
+	obj, fp := c.object(k)
+	if obj == nil {
+		return nil, 0
+	}
+	return changeOf(obj), fp
+}
+
+// changeOf wraps a model object in a change.
+func changeOf(obj proto.Message) *clusterv1.Change {
+	ch := &clusterv1.Change{}
+	switch o := obj.(type) {
+	case *clusterv1.Pod:
+		ch.Object = &clusterv1.Change_Pod{Pod: o}
+	case *clusterv1.Node:
+		ch.Object = &clusterv1.Change_Node{Node: o}
+	case *clusterv1.NodeClaim:
+		ch.Object = &clusterv1.Change_NodeClaim{NodeClaim: o}
+	case *clusterv1.NodePool:
+		ch.Object = &clusterv1.Change_NodePool{NodePool: o}
+	case *clusterv1.NodeClass:
+		ch.Object = &clusterv1.Change_NodeClass{NodeClass: o}
+	case *clusterv1.DaemonSet:
+		ch.Object = &clusterv1.Change_DaemonSet{DaemonSet: o}
+	case *clusterv1.PodDisruptionBudget:
+		ch.Object = &clusterv1.Change_PodDisruptionBudget{PodDisruptionBudget: o}
+	case *clusterv1.InstanceType:
+		ch.Object = &clusterv1.Change_InstanceType{InstanceType: o}
+	}
+	return ch
 }
 
 // pod completes a cached pod's model with what depends on other objects:
@@ -120,13 +156,13 @@ func (c *Cluster) pod(p *cachedPod) (*clusterv1.Pod, error) {
 	var vols []*clusterv1.VolumeTopology
 	if len(p.claims) > 0 {
 		var err error
-		if vols, err = snapshot.VolumeTopology(p.Namespace, p.claims, volumeSource{c.inf}); err != nil {
-			return nil, fmt.Errorf("pod %s/%s: %w", p.Namespace, p.Name, err)
+		if vols, err = snapshot.VolumeTopology(p.model.GetNamespace(), p.claims, volumeSource{c.inf}); err != nil {
+			return nil, fmt.Errorf("pod %s: %w", p.key(), err)
 		}
 	}
 	var nominated string
 	if p.nodeName() == "" {
-		nominated = c.nominatedClaim(p.Namespace + "/" + p.Name)
+		nominated = c.nominatedClaim(p.key())
 	}
 	if len(vols) == 0 && nominated == "" {
 		return p.model, nil
@@ -138,11 +174,10 @@ func (c *Cluster) pod(p *cachedPod) (*clusterv1.Pod, error) {
 }
 
 // notTyped logs a cached custom resource that did not decode into its type.
-func (c *Cluster) notTyped(k key, obj any) *clusterv1.Change {
+func (c *Cluster) notTyped(k key, obj any) {
 	if obj != nil {
 		c.logger.Warn("object_not_converted", "kind", k.kind.String(), "name", k.name, "error", "object does not match its schema")
 	}
-	return nil
 }
 
 // nodePool converts the NodePool of that name, or the Provisioner of that
@@ -262,24 +297,24 @@ func splitKey(k string) (namespace, name string) {
 	return "", k
 }
 
-// addTo appends a change's object to a snapshot.
-func addTo(s *clusterv1.Snapshot, ch *clusterv1.Change) {
-	switch o := ch.GetObject().(type) {
-	case *clusterv1.Change_Pod:
-		s.Pods = append(s.Pods, o.Pod)
-	case *clusterv1.Change_Node:
-		s.Nodes = append(s.Nodes, o.Node)
-	case *clusterv1.Change_NodeClaim:
-		s.NodeClaims = append(s.NodeClaims, o.NodeClaim)
-	case *clusterv1.Change_NodePool:
-		s.NodePools = append(s.NodePools, o.NodePool)
-	case *clusterv1.Change_NodeClass:
-		s.NodeClasses = append(s.NodeClasses, o.NodeClass)
-	case *clusterv1.Change_DaemonSet:
-		s.DaemonSets = append(s.DaemonSets, o.DaemonSet)
-	case *clusterv1.Change_PodDisruptionBudget:
-		s.PodDisruptionBudgets = append(s.PodDisruptionBudgets, o.PodDisruptionBudget)
-	case *clusterv1.Change_InstanceType:
-		s.InstanceTypes = append(s.InstanceTypes, o.InstanceType)
+// addTo appends a model object to a snapshot.
+func addTo(s *clusterv1.Snapshot, obj proto.Message) {
+	switch o := obj.(type) {
+	case *clusterv1.Pod:
+		s.Pods = append(s.Pods, o)
+	case *clusterv1.Node:
+		s.Nodes = append(s.Nodes, o)
+	case *clusterv1.NodeClaim:
+		s.NodeClaims = append(s.NodeClaims, o)
+	case *clusterv1.NodePool:
+		s.NodePools = append(s.NodePools, o)
+	case *clusterv1.NodeClass:
+		s.NodeClasses = append(s.NodeClasses, o)
+	case *clusterv1.DaemonSet:
+		s.DaemonSets = append(s.DaemonSets, o)
+	case *clusterv1.PodDisruptionBudget:
+		s.PodDisruptionBudgets = append(s.PodDisruptionBudgets, o)
+	case *clusterv1.InstanceType:
+		s.InstanceTypes = append(s.InstanceTypes, o)
 	}
 }

@@ -34,6 +34,8 @@ func (c *Cluster) addHandlers() {
 			c.events.forget(k)
 		}
 	})
+	// A CSINode is named after its node and carries its attach limits.
+	c.on(inf.csiNodes, c.selfKey(kindNode), nil)
 	c.on(inf.daemonSets, c.selfKey(kindDaemonSet), nil)
 	c.on(inf.pdbs, c.selfKey(kindPDB), nil)
 	c.on(inf.nodePools, c.selfKey(kindNodePool), nil)

@@ -48,8 +48,8 @@ type informers struct {
 	factory kubeinformers.SharedInformerFactory
 	dyn     dynamicinformer.DynamicSharedInformerFactory
 
-	pods, nodes, daemonSets, pdbs, pvcs, pvs, storageClasses cache.SharedIndexInformer
-	nodeClaims, nodePools, nodeClasses, provisioners         cache.SharedIndexInformer
+	pods, nodes, daemonSets, pdbs, pvcs, pvs, storageClasses, csiNodes cache.SharedIndexInformer
+	nodeClaims, nodePools, nodeClasses, provisioners                   cache.SharedIndexInformer
 }
 
 func newInformers(client kubernetes.Interface, dyn dynamic.Interface, logger *slog.Logger) (*informers, error) {
@@ -69,12 +69,14 @@ func newInformers(client kubernetes.Interface, dyn dynamic.Interface, logger *sl
 	inf.pvcs = f.Core().V1().PersistentVolumeClaims().Informer()
 	inf.pvs = f.Core().V1().PersistentVolumes().Informer()
 	inf.storageClasses = f.Storage().V1().StorageClasses().Informer()
+	inf.csiNodes = f.Storage().V1().CSINodes().Informer()
 	for _, i := range []struct {
 		inf cache.SharedIndexInformer
 		fn  cache.TransformFunc
 	}{
 		{inf.pods, transformPod}, {inf.nodes, transformNode}, {inf.daemonSets, transformDaemonSet},
 		{inf.pdbs, transformMeta}, {inf.pvcs, transformPVC}, {inf.pvs, transformPV}, {inf.storageClasses, transformStorageClass},
+		{inf.csiNodes, transformCSINode},
 	} {
 		if err := i.inf.SetTransform(i.fn); err != nil {
 			return nil, fmt.Errorf("set transform: %w", err)
@@ -135,7 +137,7 @@ func served(client kubernetes.Interface, gvr schema.GroupVersionResource) (bool,
 func (i *informers) all() []cache.SharedIndexInformer {
 	var out []cache.SharedIndexInformer
 	for _, inf := range []cache.SharedIndexInformer{
-		i.pods, i.nodes, i.daemonSets, i.pdbs, i.pvcs, i.pvs, i.storageClasses,
+		i.pods, i.nodes, i.daemonSets, i.pdbs, i.pvcs, i.pvs, i.storageClasses, i.csiNodes,
 		i.nodeClaims, i.nodePools, i.nodeClasses, i.provisioners,
 	} {
 		if inf != nil {
@@ -165,7 +167,9 @@ func (i *informers) allKeys(kd kind) []key {
 		if inf == nil {
 			return
 		}
-		for _, k := range inf.GetStore().ListKeys() {
+		list := inf.GetStore().ListKeys()
+		keys = slices.Grow(keys, len(list))
+		for _, k := range list {
 			keys = append(keys, key{kd, k})
 		}
 	}
@@ -271,7 +275,7 @@ func podClaims(obj any) ([]string, error) {
 	}
 	out := make([]string, len(p.claims))
 	for i, vc := range p.claims {
-		out[i] = p.Namespace + "/" + vc.Claim
+		out[i] = p.model.GetNamespace() + "/" + vc.Claim
 	}
 	return out, nil
 }

@@ -7,20 +7,28 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
 )
 
 // cachedPod is what the pod cache holds instead of a *corev1.Pod: the pod's
 // model, converted once as the pod arrives, plus what is derived from other
 // objects later (its claims, for volume topology). A corev1.Pod takes about
-// 3 KiB even stripped; this takes about a third of that, which at 100,000
-// pods is the watcher's memory budget. The model is never modified once
-// cached, so snapshots and deltas share it instead of copying it.
+// 3 KiB even stripped; this takes about a quarter of that (the model's parts
+// that pods of one template have in common are shared, see share), which
+// at 100,000 pods is the watcher's memory budget. The model is never
+// modified once cached, so snapshots and deltas share it instead of copying
+// it.
 type cachedPod struct {
-	metav1.ObjectMeta
-	model    *clusterv1.Pod
-	claims   []snapshot.VolumeClaim
-	finished bool
-	// fingerprint of the Change carrying model, computed once.
+	// model holds the pod's namespace, name and uid even when err is set.
+	model *clusterv1.Pod
+	// labels and spec are the shared parts of model; held here so they
+	// stay interned while the pod is cached.
+	labels, spec *clusterv1.Pod
+	// resourceVersion tells the informer an update from a resync.
+	resourceVersion string
+	claims          []snapshot.VolumeClaim
+	finished        bool
+	// fingerprint of model, computed once.
 	fingerprint uint64
 	// err is the conversion error of a pod the planner cannot be told
 	// about.
@@ -34,8 +42,16 @@ func (p *cachedPod) GetObjectKind() schema.ObjectKind { return schema.EmptyObjec
 // copy shares it.
 func (p *cachedPod) DeepCopyObject() runtime.Object {
 	c := *p
-	c.ObjectMeta = *p.ObjectMeta.DeepCopy()
 	return &c
+}
+
+// GetObjectMeta implements metav1.ObjectMetaAccessor, which is all the
+// informer machinery needs (keys and resource versions) of a cached object.
+// Keeping the metadata out of the struct saves 200 bytes a pod.
+func (p *cachedPod) GetObjectMeta() metav1.Object {
+	return &metav1.ObjectMeta{
+		Namespace: p.model.GetNamespace(), Name: p.model.GetName(), UID: types.UID(p.model.GetUid()), ResourceVersion: p.resourceVersion,
+	}
 }
 
 // transformPod converts a pod into its cached form.
@@ -45,16 +61,22 @@ func transformPod(obj any) (any, error) {
 		return obj, nil
 	}
 	cp := &cachedPod{
-		ObjectMeta: metav1.ObjectMeta{Namespace: p.Namespace, Name: p.Name, UID: p.UID, ResourceVersion: p.ResourceVersion},
-		claims:     snapshot.VolumeClaims(p),
-		finished:   snapshot.Finished(p),
+		resourceVersion: p.ResourceVersion,
+		claims:          snapshot.VolumeClaims(p),
+		finished:        snapshot.Finished(p),
 	}
 	cp.model, cp.err = snapshot.Pod(p, snapshot.Lookup{})
-	if cp.err == nil {
-		cp.fingerprint = fingerprint(&clusterv1.Change{Object: &clusterv1.Change_Pod{Pod: cp.model}})
+	if cp.err != nil {
+		cp.model = &clusterv1.Pod{Namespace: p.Namespace, Name: p.Name, Uid: string(p.UID)}
+		return cp, nil
 	}
+	cp.labels, cp.spec = share(cp.model)
+	cp.fingerprint = fingerprint(cp.model)
 	return cp, nil
 }
+
+// key is the pod's "namespace/name".
+func (p *cachedPod) key() string { return p.model.GetNamespace() + "/" + p.model.GetName() }
 
 // nodeName is the node the pod is bound to.
 func (p *cachedPod) nodeName() string { return p.model.GetNodeName() }
@@ -62,6 +84,7 @@ func (p *cachedPod) nodeName() string { return p.model.GetNodeName() }
 // reference names the pod in an event.
 func (p *cachedPod) reference() *corev1.ObjectReference {
 	return &corev1.ObjectReference{
-		Kind: "Pod", APIVersion: "v1", Namespace: p.Namespace, Name: p.Name, UID: p.UID, ResourceVersion: p.ResourceVersion,
+		Kind: "Pod", APIVersion: "v1", Namespace: p.model.GetNamespace(), Name: p.model.GetName(), UID: types.UID(p.model.GetUid()),
+		ResourceVersion: p.resourceVersion,
 	}
 }

@@ -10,7 +10,8 @@ import (
 
 // The transforms below run on every object before it enters an informer
 // cache and strip what the planner never reads (managed fields, images,
-// environment, probes, most annotations, container statuses, node images),
+// environment, probes, most annotations, container statuses, node images,
+// volume sources but for their CSI driver),
 // which is most of an object's size. They modify the freshly decoded object
 // in place, as client-go allows. Pods, the bulk of the cache, are converted
 // to their model right away (see cachedPod).
@@ -143,9 +144,31 @@ func transformPV(obj any) (any, error) {
 		return obj, nil
 	}
 	stripMeta(&pv.ObjectMeta)
-	pv.Spec = corev1.PersistentVolumeSpec{NodeAffinity: pv.Spec.NodeAffinity, ClaimRef: pv.Spec.ClaimRef, StorageClassName: pv.Spec.StorageClassName}
+	var src corev1.PersistentVolumeSource
+	switch {
+	case pv.Spec.CSI != nil:
+		src.CSI = &corev1.CSIPersistentVolumeSource{Driver: pv.Spec.CSI.Driver}
+	case pv.Spec.AWSElasticBlockStore != nil:
+		src.AWSElasticBlockStore = &corev1.AWSElasticBlockStoreVolumeSource{}
+	}
+	pv.Spec = corev1.PersistentVolumeSpec{NodeAffinity: pv.Spec.NodeAffinity, ClaimRef: pv.Spec.ClaimRef, StorageClassName: pv.Spec.StorageClassName,
+		PersistentVolumeSource: src}
 	pv.Status = corev1.PersistentVolumeStatus{}
 	return pv, nil
+}
+
+// transformCSINode keeps each driver's name and attach limit.
+func transformCSINode(obj any) (any, error) {
+	n, ok := obj.(*storagev1.CSINode)
+	if !ok {
+		return obj, nil
+	}
+	stripMeta(&n.ObjectMeta)
+	n.OwnerReferences = nil
+	for i, d := range n.Spec.Drivers {
+		n.Spec.Drivers[i] = storagev1.CSINodeDriver{Name: d.Name, Allocatable: d.Allocatable}
+	}
+	return n, nil
 }
 
 func transformStorageClass(obj any) (any, error) {

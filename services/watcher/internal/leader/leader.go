@@ -64,7 +64,7 @@ func Run(ctx context.Context, opts Options, lead func(ctx context.Context)) erro
 		Lock:            lock,
 		LeaseDuration:   opts.LeaseDuration,
 		RenewDeadline:   opts.LeaseDuration * 2 / 3,
-		RetryPeriod:     opts.LeaseDuration / 5,
+		RetryPeriod:     opts.LeaseDuration / 10,
 		ReleaseOnCancel: true,
 		Name:            opts.Name,
 		Callbacks: leaderelection.LeaderCallbacks{

@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -118,6 +119,12 @@ type Client struct {
 
 	traceMu sync.Mutex
 	traces  map[uint64]trace.SpanContext
+
+	// asked are the times someone asked for a re-evaluation (RecheckAt),
+	// not answered yet; askedWake tells the session.
+	askedMu   sync.Mutex
+	asked     []time.Time
+	askedWake chan struct{}
 }
 
 // New returns a Client; Run streams.
@@ -130,7 +137,43 @@ func New(planner plannerv1.PlannerClient, src Source, plans PlanHandler, opts Op
 		opts:    opts,
 		tracer:  otel.Tracer("github.com/flotilla-dev/flotilla/services/watcher/internal/stream"),
 		traces:  map[uint64]trace.SpanContext{},
+
+		askedWake: make(chan struct{}, 1),
 	}
+}
+
+// RecheckAt asks for the planner to re-evaluate at t: a delta goes out then
+// even if nothing changed (as for the planner's own recheck_at). Safe for
+// concurrent use.
+func (c *Client) RecheckAt(t time.Time) {
+	c.askedMu.Lock()
+	c.asked = append(c.asked, t)
+	c.askedMu.Unlock()
+	select {
+	case c.askedWake <- struct{}{}:
+	default:
+	}
+}
+
+// firstAsked returns the earliest RecheckAt request not answered yet (zero:
+// none).
+func (c *Client) firstAsked() time.Time {
+	c.askedMu.Lock()
+	defer c.askedMu.Unlock()
+	var first time.Time
+	for _, t := range c.asked {
+		if first.IsZero() || t.Before(first) {
+			first = t
+		}
+	}
+	return first
+}
+
+// answerAsked drops the requests a delta sent at now answers.
+func (c *Client) answerAsked(now time.Time) {
+	c.askedMu.Lock()
+	defer c.askedMu.Unlock()
+	c.asked = slices.DeleteFunc(c.asked, func(t time.Time) bool { return !t.After(now) })
 }
 
 // Sequence returns the sequence number of the last event sent.
@@ -218,6 +261,18 @@ func (c *Client) session(ctx context.Context) (healthy bool, err error) {
 	defer maxWait.Stop()
 	defer ackDeadline.Stop()
 
+	// rearm sets the recheck timer for the earliest of the planner's
+	// recheck_at and the RecheckAt requests.
+	rearm := func() {
+		next := recheckAt
+		if at := c.firstAsked(); !at.IsZero() && (next.IsZero() || at.Before(next)) {
+			next = at
+		}
+		if !next.IsZero() {
+			recheck.Reset(max(time.Until(next), 0))
+		}
+	}
+	rearm()
 	sendSnapshot := func() error {
 		seq, err := c.send(ctx, st, func(ev *clusterv1.ClusterEvent) int {
 			snap := c.src.Snapshot()
@@ -274,11 +329,17 @@ func (c *Client) session(ctx context.Context) (healthy bool, err error) {
 			}
 			if at := r.GetRecheckAt(); at != nil && (recheckAt.IsZero() || at.AsTime().Before(recheckAt)) {
 				recheckAt = at.AsTime()
-				recheck.Reset(max(time.Until(recheckAt), 0))
+				rearm()
 			}
+		case <-c.askedWake:
+			rearm()
 		case <-recheck.C:
-			recheckAt = time.Time{}
+			if !recheckAt.After(time.Now()) {
+				recheckAt = time.Time{}
+			}
+			c.answerAsked(time.Now())
 			tick = true
+			rearm()
 		case <-heartbeat.C:
 			tick = true
 		case <-c.src.Changed():
@@ -332,7 +393,9 @@ func (c *Client) send(ctx context.Context, st plannerv1.Planner_ReconcileClient,
 	ev := &clusterv1.ClusterEvent{Sequence: seq}
 	ctx, span := c.tracer.Start(ctx, "batch")
 	defer span.End()
+	began := time.Now()
 	n := body(ev)
+	built := time.Since(began)
 	kindName := "delta"
 	if ev.GetSnapshot() != nil {
 		kindName = "snapshot"
@@ -345,7 +408,14 @@ func (c *Client) send(ctx context.Context, st plannerv1.Planner_ReconcileClient,
 	if err := st.Send(&plannerv1.ReconcileRequest{Event: ev}); err != nil {
 		return 0, fmt.Errorf("send %s %d: %w", kindName, seq, err)
 	}
-	c.opts.Logger.Debug("event_sent", "kind", kindName, "sequence", seq, "objects", n)
+	if kindName == "snapshot" {
+		// Rare and, at 100,000 pods, the costliest thing the watcher does:
+		// worth a line with its timings.
+		c.opts.Logger.Info("snapshot_sent", "sequence", seq, "objects", n, "build", built.String(),
+			"send", (time.Since(began) - built).String())
+	} else {
+		c.opts.Logger.Debug("event_sent", "kind", kindName, "sequence", seq, "objects", n, "build", built.String())
+	}
 	return seq, nil
 }
 

@@ -562,3 +562,27 @@ func TestHeartbeatKeepsTimeMoving(t *testing.T) {
 		}
 	}
 }
+
+// TestRecheckAtRequest: a caller (the plan forwarder validating a
+// disruption) asks for a re-evaluation at a time; a time-only delta goes out
+// then, and a later request is not lost behind an earlier one.
+func TestRecheckAtRequest(t *testing.T) {
+	h := start(t, Options{Heartbeat: time.Hour})
+	if ev := h.planner.next(t); ev.GetSnapshot() == nil {
+		t.Fatal("first event is not a snapshot")
+	}
+	h.waitStreaming(t, true)
+	began := time.Now()
+	h.client.RecheckAt(began.Add(600 * time.Millisecond))
+	h.client.RecheckAt(began.Add(300 * time.Millisecond))
+	for i, want := range []time.Duration{300 * time.Millisecond, 600 * time.Millisecond} {
+		ev := h.planner.next(t)
+		if ev.GetDelta() == nil || len(ev.GetDelta().GetChanges()) != 0 {
+			t.Fatalf("event %d is not a time-only delta", i)
+		}
+		if waited := time.Since(began); waited < want-20*time.Millisecond {
+			t.Errorf("time-only delta %d after %s, before the %s asked for", i, waited, want)
+		}
+	}
+	h.planner.quiet(t, 300*time.Millisecond)
+}
