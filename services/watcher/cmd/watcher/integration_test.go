@@ -484,12 +484,17 @@ func TestLeaderFailover(t *testing.T) {
 		}
 		return nil
 	})
-	leader, other, stopLeader := a, b, stopA
+	// The leader reports serving once its stream is up (a moment after the
+	// planner sees it open); the standby never does.
+	eventually(t, 30*time.Second, func() error {
+		if sa, sb := serving(t, a.listen), serving(t, b.listen); sa == sb {
+			return fmt.Errorf("readiness: replica a serving %v, replica b serving %v; want exactly one", sa, sb)
+		}
+		return nil
+	})
+	other, stopLeader := b, stopA
 	if serving(t, b.listen) {
-		leader, other, stopLeader = b, a, stopB
-	}
-	if !serving(t, leader.listen) || serving(t, other.listen) {
-		t.Fatalf("readiness: leader serving %v, standby serving %v", serving(t, leader.listen), serving(t, other.listen))
+		other, stopLeader = a, stopB
 	}
 	streamsBefore, _, _ := planner.stats()
 
