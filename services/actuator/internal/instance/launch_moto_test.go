@@ -394,8 +394,13 @@ func TestLaunchFallsBackOnCapacityErrors(t *testing.T) {
 	if calls[0].capacityType != "spot" || calls[1].capacityType != "on-demand" {
 		t.Errorf("capacity types tried = %s then %s, want spot then on-demand", calls[0].capacityType, calls[1].capacityType)
 	}
-	if gap := calls[1].at.Sub(calls[0].at); gap > 100*time.Millisecond {
-		t.Errorf("fallback took %v after the capacity error, want within 100ms", gap)
+	// The fallback is immediate: no backoff, no new plan. The gap is CPU
+	// time only (measured: well under 100 ms on a quiet machine); the bound
+	// catches a sleep or a retry delay without flaking under load.
+	gap := calls[1].at.Sub(calls[0].at)
+	t.Logf("on-demand CreateFleet %v after the spot capacity error", gap.Round(time.Microsecond))
+	if gap > time.Second {
+		t.Errorf("fallback took %v after the capacity error; it should not wait", gap)
 	}
 	for _, k := range []offering.Key{spotA.key(), spotB.key()} {
 		if reason, ok := e.provider.Unavailable().Reason(k); !ok || reason != "InsufficientInstanceCapacity" {
