@@ -50,6 +50,9 @@ func runPlan(args []string, stdout, stderr io.Writer) int {
 	disruption := fs.Bool("disruption", false, "")
 	output := fs.String("o", "text", "")
 	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
 		return 2
 	}
 	if fs.NArg() > 0 {
@@ -63,6 +66,12 @@ func runPlan(args []string, stdout, stderr io.Writer) int {
 	if *output != "json" && *output != "text" {
 		fmt.Fprintf(stderr, "planner plan: -o %q: want json or text\n", *output)
 		return 2
+	}
+	if *catalogFile == "" {
+		if _, err := catalog.Region(*region); err != nil {
+			fmt.Fprintf(stderr, "planner plan: --region %q: %v (or give --catalog)\n", *region, err)
+			return 2
+		}
 	}
 	snap, err := snapshot.FromFiles(files)
 	if err != nil {

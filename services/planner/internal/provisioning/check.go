@@ -35,7 +35,7 @@ func (r *run) canAdd(n *node, c *podClass, k int) (int, choice) {
 			return 0, noChoice
 		}
 	case kindNew:
-		if _, ok := model.ToleratesAll(c.rep.Tolerations, n.pool.np.Taints); !ok {
+		if !c.tolerates[n.pool.idx] {
 			return 0, noChoice
 		}
 		ch.alt = -1

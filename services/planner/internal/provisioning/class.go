@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/flotilla-dev/flotilla/services/planner/internal/model"
 	"github.com/flotilla-dev/flotilla/services/planner/internal/scheduling"
@@ -46,6 +47,8 @@ type podClass struct {
 	value float64
 	// fit holds, per pool, the instance types that hold one pod.
 	fit []bitset
+	// tolerates says, per pool, whether the pods tolerate its taints.
+	tolerates []bool
 	// exclusive classes tolerate only a few of their pods per node
 	// (hostname anti-affinity or spread); they seed new nodes first.
 	exclusive bool
@@ -171,12 +174,38 @@ func requirementsSig(reqs []model.Requirement) string {
 	return b.String()
 }
 
+// parallelAbove is the number of pods above which signatures are computed
+// on two goroutines.
+const parallelAbove = 2000
+
+// signatures returns the pods' signatures, in their order; for many pods
+// the second half is computed on another goroutine.
+func signatures(pods []*model.Pod) []string {
+	sigs := make([]string, len(pods))
+	fill := func(lo, hi int) {
+		for i := lo; i < hi; i++ {
+			sigs[i] = podSignature(pods[i])
+		}
+	}
+	if len(pods) <= parallelAbove {
+		fill(0, len(pods))
+		return sigs
+	}
+	half := len(pods) / 2
+	var wg sync.WaitGroup
+	wg.Go(func() { fill(half, len(pods)) })
+	fill(0, half)
+	wg.Wait()
+	return sigs
+}
+
 // buildClasses groups the pending pods into classes and orders them for
 // placement.
 func (p *problem) buildClasses(pending []*model.Pod) {
+	sigs := signatures(pending)
 	bySig := map[string]*podClass{}
-	for _, pod := range pending {
-		sig := podSignature(pod)
+	for i, pod := range pending {
+		sig := sigs[i]
 		c := bySig[sig]
 		if c == nil {
 			c = &podClass{idx: len(p.classes), sig: sig, rep: pod, req: pod.Requests(), ports: pod.HostPorts()}
@@ -201,32 +230,27 @@ func (p *problem) buildClasses(pending []*model.Pod) {
 // podSignature encodes everything that decides where a pod may run, so
 // that pods with equal signatures are interchangeable.
 func podSignature(p *model.Pod) string {
-	var b strings.Builder
-	w := func(parts ...string) {
-		for _, s := range parts {
-			b.WriteString(strconv.Quote(s))
-		}
-		b.WriteByte('|')
-	}
+	var w sigWriter
+	w.buf = make([]byte, 0, 256)
 	r := p.Requests()
-	w(p.Namespace, strconv.FormatInt(r.CPU, 10), strconv.FormatInt(r.Memory, 10), strconv.FormatInt(r.EphemeralStorage, 10))
-	for _, k := range sortedKeys(r.Extended) {
-		w(k, strconv.FormatInt(r.Extended[k], 10))
+	w.str(p.Namespace).int(r.CPU).int(r.Memory).int(r.EphemeralStorage).end()
+	for _, k := range keysOf(r.Extended) {
+		w.str(k).int(r.Extended[k]).end()
 	}
-	for _, k := range sortedKeys(p.Labels) {
-		w("l", k, p.Labels[k])
+	for _, k := range keysOf(p.Labels) {
+		w.str("l").str(k).str(p.Labels[k]).end()
 	}
-	for _, k := range sortedKeys(p.NodeSelector) {
-		w("s", k, p.NodeSelector[k])
+	for _, k := range keysOf(p.NodeSelector) {
+		w.str("s").str(k).str(p.NodeSelector[k]).end()
 	}
 	for _, t := range p.NodeAffinity.Required {
-		w("na", requirementsSig(t.Requirements))
+		w.str("na").str(requirementsSig(t.Requirements)).end()
 	}
 	for _, t := range p.NodeAffinity.Preferred {
-		w("np", strconv.Itoa(int(t.Weight)), requirementsSig(t.Term.Requirements))
+		w.str("np").int(int64(t.Weight)).str(requirementsSig(t.Term.Requirements)).end()
 	}
 	term := func(tag string, weight int32, t model.PodAffinityTerm) {
-		w(tag, strconv.Itoa(int(weight)), t.TopologyKey, selectorSig(t.Selector), strings.Join(t.Namespaces, ","), strconv.FormatBool(t.AllNamespaces))
+		w.str(tag).int(int64(weight)).str(t.TopologyKey).str(selectorSig(t.Selector)).str(strings.Join(t.Namespaces, ",")).str(strconv.FormatBool(t.AllNamespaces)).end()
 	}
 	for _, t := range p.PodAffinity {
 		term("pa", 0, t)
@@ -241,21 +265,54 @@ func podSignature(p *model.Pod) string {
 		term("paa", t.Weight, t.Term)
 	}
 	for _, s := range p.TopologySpread {
-		w("ts", spreadSig(s))
+		w.str("ts").str(spreadSig(s)).end()
 	}
 	for _, t := range p.Tolerations {
-		w("t", t.Key, t.Operator, t.Value, t.Effect)
+		w.str("t").str(t.Key).str(t.Operator).str(t.Value).str(t.Effect).end()
 	}
 	for _, hp := range p.HostPorts() {
-		w("hp", strconv.Itoa(int(hp.Port)), hp.Protocol, hp.HostIP)
+		w.str("hp").int(int64(hp.Port)).str(hp.Protocol).str(hp.HostIP).end()
 	}
 	for _, v := range p.Volumes {
 		for _, t := range v.Terms {
-			w("v", requirementsSig(t.Requirements))
+			w.str("v").str(requirementsSig(t.Requirements)).end()
 		}
-		b.WriteByte('/')
+		w.buf = append(w.buf, '/')
 	}
-	return b.String()
+	return string(w.buf)
+}
+
+// sigWriter appends quoted fields to a signature; end closes a group.
+type sigWriter struct{ buf []byte }
+
+func (w *sigWriter) str(s string) *sigWriter {
+	w.buf = strconv.AppendQuote(w.buf, s)
+	return w
+}
+
+// int appends v as str(strconv.FormatInt(v, 10)) would, without the
+// intermediate string.
+func (w *sigWriter) int(v int64) *sigWriter {
+	w.buf = append(w.buf, '"')
+	w.buf = strconv.AppendInt(w.buf, v, 10)
+	w.buf = append(w.buf, '"')
+	return w
+}
+
+func (w *sigWriter) end() { w.buf = append(w.buf, '|') }
+
+// keysOf is sortedKeys without the allocation for the common maps of at
+// most one key.
+func keysOf[V any](m map[string]V) []string {
+	if len(m) == 0 {
+		return nil
+	}
+	if len(m) == 1 {
+		for k := range m {
+			return []string{k}
+		}
+	}
+	return sortedKeys(m)
 }
 
 func selectorSig(s *model.LabelSelector) string {

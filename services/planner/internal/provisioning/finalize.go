@@ -3,6 +3,7 @@ package provisioning
 import (
 	"cmp"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"fmt"
 	"hash/fnv"
@@ -57,6 +58,7 @@ func (r *run) rightSize() []*sized {
 	usage := slices.Clone(r.usage)
 	optCache := map[sizeKey][]*poolType{}
 	shapeCache := map[string]*claimShape{}
+	var keyBuf []byte
 	var out []*sized
 	for _, n := range r.nodes {
 		if n.kind != kindNew || len(n.placed) == 0 {
@@ -73,13 +75,10 @@ func (r *run) rightSize() []*sized {
 		if len(n.pool.np.Limits) > 0 {
 			opts = r.withinLimits(n, opts, usage)
 		}
-		customSig := ""
-		if n.narrowed {
-			customSig = n.custom.String()
-		}
-		sk := fmt.Sprintf("%p|%d|%d|%s", &opts[0], len(opts), n.zones<<8|n.cts, customSig)
-		if !cacheable || len(n.pool.np.Limits) > 0 {
-			sk = ""
+		sk := ""
+		if cacheable && len(n.pool.np.Limits) == 0 {
+			keyBuf = shapeKey(keyBuf[:0], n, opts)
+			sk = string(keyBuf)
 		}
 		cs := shapeCache[sk]
 		if cs == nil || sk == "" {
@@ -91,6 +90,23 @@ func (r *run) rightSize() []*sized {
 		out = append(out, &sized{n: n, shape: cs})
 	}
 	return out
+}
+
+// shapeKey appends to buf what a node's claim shape depends on: its pool,
+// options, zones, capacity types and narrowed custom labels. Nodes with
+// equal keys share one claimShape.
+func shapeKey(buf []byte, n *node, opts []*poolType) []byte {
+	buf = binary.AppendUvarint(buf, uint64(n.pool.idx))
+	buf = binary.AppendUvarint(buf, n.zones)
+	buf = binary.AppendUvarint(buf, n.cts)
+	buf = binary.AppendUvarint(buf, uint64(len(opts)))
+	for _, t := range opts {
+		buf = binary.AppendUvarint(buf, uint64(t.idx))
+	}
+	if n.narrowed {
+		buf = append(buf, n.custom.String()...)
+	}
+	return buf
 }
 
 // withinLimits keeps the options that keep the pool within its limits even
@@ -304,6 +320,7 @@ func (r *run) claimShape(n *node, opts []*poolType) *claimShape {
 	cs := &claimShape{options: opts}
 	cs.offer, _ = opts[0].cheapestIn(n.zones, n.cts)
 	bound := math.Inf(1)
+	var offers []typeOffer
 	for _, t := range opts {
 		cs.typeNames = append(cs.typeNames, t.it.Name)
 		if t.cheapest > bound {
@@ -311,16 +328,20 @@ func (r *run) claimShape(n *node, opts []*poolType) *claimShape {
 		}
 		for _, o := range t.offers {
 			if maskHas(n.zones, o.zone) && maskHas(n.cts, o.ct) {
-				cs.offers = append(cs.offers, model.InstanceOption{InstanceType: t.it.Name, Zone: p.zones[o.zone], CapacityType: p.cts[o.ct], PricePerHour: o.price})
+				offers = append(offers, typeOffer{t: t, offer: o})
 			}
 		}
-		if len(cs.offers) >= maxOfferOptions {
-			sortOffers(cs.offers)
-			cs.offers = cs.offers[:maxOfferOptions]
-			bound = cs.offers[maxOfferOptions-1].PricePerHour
+		if len(offers) >= maxOfferOptions {
+			sortTypeOffers(offers)
+			offers = offers[:maxOfferOptions]
+			bound = offers[maxOfferOptions-1].price
 		}
 	}
-	sortOffers(cs.offers)
+	sortTypeOffers(offers)
+	cs.offers = make([]model.InstanceOption, len(offers))
+	for i, o := range offers {
+		cs.offers[i] = model.InstanceOption{InstanceType: o.t.it.Name, Zone: p.zones[o.zone], CapacityType: p.cts[o.ct], PricePerHour: o.price}
+	}
 	// Requirements: the pool's, its custom labels narrowed by the pods,
 	// and the zones, capacity types and instance types left.
 	reqs := scheduling.NewRequirements(pi.reqs...)
@@ -359,9 +380,20 @@ func (r *run) claimShape(n *node, opts []*poolType) *claimShape {
 	return cs
 }
 
-func sortOffers(o []model.InstanceOption) {
-	slices.SortStableFunc(o, func(a, b model.InstanceOption) int {
-		return cmp.Or(cmp.Compare(a.PricePerHour, b.PricePerHour), cmp.Compare(a.InstanceType, b.InstanceType), cmp.Compare(a.Zone, b.Zone), cmp.Compare(a.CapacityType, b.CapacityType))
+// typeOffer is an offering of a pool's instance type.
+type typeOffer struct {
+	t *poolType
+	offer
+}
+
+// sortTypeOffers orders offerings by price, then instance type name, zone
+// and capacity type (zone and capacity type indices follow their names).
+func sortTypeOffers(o []typeOffer) {
+	slices.SortFunc(o, func(a, b typeOffer) int {
+		if a.price != b.price {
+			return cmp.Compare(a.price, b.price)
+		}
+		return cmp.Or(cmp.Compare(a.t.it.Name, b.t.it.Name), cmp.Compare(a.zone, b.zone), cmp.Compare(a.ct, b.ct))
 	})
 }
 

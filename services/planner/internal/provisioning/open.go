@@ -42,7 +42,7 @@ func (r *run) openFor(c *podClass, want int) bool {
 		}
 	}
 	for _, pi := range r.p.pools {
-		if _, ok := model.ToleratesAll(c.rep.Tolerations, pi.np.Taints); !ok {
+		if !c.tolerates[pi.idx] {
 			continue
 		}
 		var best *candidate
@@ -128,16 +128,37 @@ func (r *run) shortlist(types []*poolType, pi *poolInfo, zones, cts uint64) []*p
 		return out
 	}
 	out = append(out, list[0].t)
-	slices.SortFunc(list[1:], func(a, b scored) int {
-		if a.score != b.score {
-			return cmp.Compare(a.score, b.score)
+	// The size-1 best of the rest, best first: kept sorted in top by
+	// insertion, as most types fall behind the last kept one.
+	top := r.topBuf[:0]
+	for _, x := range list[1:] {
+		if len(top) == size-1 && !x.less(top[len(top)-1]) {
+			continue
 		}
-		return cmp.Compare(a.t.idx, b.t.idx)
-	})
-	for _, x := range list[1:size] {
+		i := len(top)
+		if i < size-1 {
+			top = append(top, x)
+		}
+		for ; i > 0 && x.less(top[i-1]); i-- {
+			if i < len(top) {
+				top[i] = top[i-1]
+			}
+		}
+		top[i] = x
+	}
+	r.topBuf = top
+	for _, x := range top {
 		out = append(out, x.t)
 	}
 	return out
+}
+
+// less orders shortlist entries: lower score, then lower type index.
+func (a scored) less(b scored) bool {
+	if a.score != b.score {
+		return a.score < b.score
+	}
+	return a.t.idx < b.t.idx
 }
 
 // scored is an instance type with its shortlist score.

@@ -97,6 +97,10 @@ func newProblem(ctx context.Context, s *model.Snapshot) (*problem, error) {
 		p.topoKind = append(p.topoKind, p.kindOf(k))
 	}
 	for _, c := range p.classes {
+		c.tolerates = make([]bool, len(p.pools))
+		for _, pi := range p.pools {
+			_, c.tolerates[pi.idx] = model.ToleratesAll(c.rep.Tolerations, pi.np.Taints)
+		}
 		p.buildViews(c)
 		for _, gi := range c.views[0].spread {
 			if !p.groups[gi].hostname() {
@@ -268,9 +272,7 @@ func (p *problem) buildExisting() []*model.Pod {
 		p.existing = append(p.existing, b)
 	}
 	var pending []*model.Pod
-	pods := slices.Clone(p.snap.Pods)
-	slices.SortStableFunc(pods, func(a, b *model.Pod) int { return cmp.Compare(a.Key(), b.Key()) })
-	for _, pod := range pods {
+	for _, pod := range sortedPods(p.snap.Pods) {
 		switch {
 		case pod.IsBound():
 			if b := byName[pod.NodeName]; b != nil {
@@ -292,6 +294,25 @@ func (p *problem) buildExisting() []*model.Pod {
 		}
 	}
 	return pending
+}
+
+// sortedPods returns the pods ordered by key ("namespace/name"), each key
+// built once rather than at every comparison.
+func sortedPods(pods []*model.Pod) []*model.Pod {
+	type keyed struct {
+		key string
+		pod *model.Pod
+	}
+	ks := make([]keyed, len(pods))
+	for i, pod := range pods {
+		ks[i] = keyed{key: pod.Key(), pod: pod}
+	}
+	slices.SortStableFunc(ks, func(a, b keyed) int { return cmp.Compare(a.key, b.key) })
+	out := make([]*model.Pod, len(ks))
+	for i, k := range ks {
+		out[i] = k.pod
+	}
+	return out
 }
 
 func (p *problem) nominatedTarget(pod *model.Pod, claims map[string]*model.NodeClaim, nodes, inflight map[string]*baseNode) *baseNode {

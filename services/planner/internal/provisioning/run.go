@@ -130,6 +130,7 @@ type run struct {
 	stepBuf []step
 	// Storage for shortlists.
 	scoredBuf []scored
+	topBuf    []scored
 	shortBuf  []*poolType
 }
 
@@ -165,6 +166,7 @@ func newRun(p *problem) *run {
 	for _, pi := range p.pools {
 		r.usage[pi.idx] = pi.usage
 	}
+	memo := map[string][]int32{}
 	for _, b := range p.existing {
 		n := &node{kind: b.kind, idx: len(r.nodes), base: b, pool: b.pool, free: b.free, ports: slices.Clip(b.ports)}
 		n.dom = make([]int32, len(p.topo.keys))
@@ -174,7 +176,7 @@ func newRun(p *problem) *run {
 				n.dom[k] = p.topo.lookup(k, v)
 			}
 		}
-		r.countBound(n, b)
+		r.countBound(n, b, memo)
 		n.full = r.isFull(n)
 		r.nodes = append(r.nodes, n)
 		r.noteFree(n)
@@ -209,18 +211,34 @@ func (r *run) clone() *run {
 	c.why = make([]blocker, len(r.why))
 	c.usage = slices.Clone(r.usage)
 	c.log, c.logging, c.quota = nil, false, nil
-	c.fillBuf, c.candBuf, c.scratch, c.stepBuf, c.scoredBuf, c.shortBuf = nil, nil, nil, nil, nil, nil
+	c.fillBuf, c.candBuf, c.scratch, c.stepBuf, c.scoredBuf, c.shortBuf, c.topBuf = nil, nil, nil, nil, nil, nil, nil
 	return &c
 }
 
 // countBound counts the pods already on an existing node or waiting for an
 // in-flight NodeClaim in the groups that select them.
-func (r *run) countBound(n *node, b *baseNode) {
+// Pods with the same namespace and labels fall in the same groups; memo
+// holds those groups per labelsKey.
+func (r *run) countBound(n *node, b *baseNode, memo map[string][]int32) {
+	var buf []byte
 	for _, pod := range b.bound {
-		for _, g := range r.p.groups {
-			if g.selects(pod.Namespace, pod.Labels) {
-				r.bump(n, g, 1, false)
+		buf = labelsKey(buf[:0], pod.Namespace, pod.Labels)
+		selecting, ok := memo[string(buf)]
+		if !ok {
+			for _, g := range r.p.groups {
+				if g.selects(pod.Namespace, pod.Labels) {
+					selecting = append(selecting, int32(g.idx))
+				}
 			}
+			memo[string(buf)] = selecting
+		}
+		for _, gi := range selecting {
+			r.bump(n, r.p.groups[gi], 1, false)
+		}
+		if len(pod.PodAntiAffinity) == 0 {
+			continue
+		}
+		for _, g := range r.p.groups {
 			if g.kind != groupAnti {
 				continue
 			}
@@ -232,6 +250,17 @@ func (r *run) countBound(n *node, b *baseNode) {
 			}
 		}
 	}
+}
+
+// labelsKey appends to buf an encoding of a namespace and labels that two
+// pods share exactly when both are equal.
+func labelsKey(buf []byte, ns string, labels map[string]string) []byte {
+	w := sigWriter{buf: buf}
+	w.str(ns)
+	for _, k := range keysOf(labels) {
+		w.str(k).str(labels[k])
+	}
+	return w.buf
 }
 
 func termNamespacesEqual(t model.PodAffinityTerm, ns string, g *group) bool {
@@ -456,6 +485,12 @@ func (r *run) minCount(g *group) int32 {
 // limit.
 func fitCount(free, req model.Resources, limit int) int {
 	k := int64(limit)
+	// Most calls find all or none of the pods fit: multiplications answer
+	// "all" without the divisions.
+	if k > 0 && len(req.Extended) == 0 && req.CPU*k <= free.CPU && req.Memory*k <= free.Memory &&
+		req.Pods*k <= free.Pods && req.EphemeralStorage*k <= free.EphemeralStorage {
+		return limit
+	}
 	if req.CPU > 0 {
 		k = min(k, max(free.CPU, -1)/req.CPU)
 	}

@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 
 	"github.com/flotilla-dev/flotilla/services/planner/internal/model"
@@ -34,31 +35,95 @@ func Solve(ctx context.Context, s *model.Snapshot) (*model.Plan, error) {
 	if pendingPods(p) <= wideBelow {
 		strategies = append(strategies, strategy{lp: true, widen: 4})
 	}
-	plans := make([]*model.Plan, len(strategies))
-	errs := make([]error, len(strategies))
 	base := newRun(p)
+	best, run, err := base.solveAll(ctx, strategies, order)
+	if err != nil {
+		return nil, err
+	}
+	// Pods a topology constraint kept out may only have been crowded out
+	// by pods placed before them (another group's spread filled the only
+	// domain their own spread allows); placing them first may fit
+	// everything.
+	if first := run.blocked(order); len(first) > 0 {
+		moved := make([]bool, len(p.classes))
+		for _, c := range first {
+			moved[c.idx] = true
+		}
+		again := append(first, slices.DeleteFunc(slices.Clone(order), func(c *podClass) bool { return moved[c.idx] })...)
+		pl, _, err := base.solveAll(ctx, strategies, again)
+		if err != nil {
+			return nil, err
+		}
+		if better(pl, best) {
+			best = pl
+		}
+	}
+	return best, nil
+}
+
+// solveAll runs the strategies, one goroutine each, from copies of base
+// (a run that has placed nothing) with the classes in the given order, and
+// returns the best plan and the run that made it.
+func (base *run) solveAll(ctx context.Context, strategies []strategy, order []*podClass) (*model.Plan, *run, error) {
+	plans := make([]*model.Plan, len(strategies))
+	runs := make([]*run, len(strategies))
+	errs := make([]error, len(strategies))
 	var wg sync.WaitGroup
 	for i, st := range strategies {
 		wg.Go(func() {
 			r := base.clone()
 			r.lp, r.widen = st.lp, st.widen
 			if errs[i] = r.solve(ctx, order); errs[i] == nil {
-				plans[i] = r.plan()
+				plans[i], runs[i] = r.plan(), r
 			}
 		})
 	}
 	wg.Wait()
 	if err := errors.Join(errs...); err != nil {
-		return nil, fmt.Errorf("place pods: %w", err)
+		return nil, nil, fmt.Errorf("place pods: %w", err)
 	}
-	best := plans[0]
-	for _, pl := range plans[1:] {
-		if len(pl.Unschedulable) < len(best.Unschedulable) ||
-			len(pl.Unschedulable) == len(best.Unschedulable) && pl.TotalPricePerHour < best.TotalPricePerHour-1e-9 {
-			best = pl
+	best := 0
+	for i := range plans[1:] {
+		if better(plans[i+1], plans[best]) {
+			best = i + 1
 		}
 	}
-	return best, nil
+	return plans[best], runs[best], nil
+}
+
+// better reports whether plan a beats plan b: fewer pods left out, then a
+// lower price.
+func better(a, b *model.Plan) bool {
+	return len(a.Unschedulable) < len(b.Unschedulable) ||
+		len(a.Unschedulable) == len(b.Unschedulable) && a.TotalPricePerHour < b.TotalPricePerHour-1e-9
+}
+
+// blocked returns, in placement order, the classes with pods left that a
+// topology constraint kept off a node and that other pods' spread or
+// anti-affinity counts (so pods placed before them may have crowded them
+// out). Classes held back only by their own constraints are not retried:
+// placing them first changes nothing.
+func (r *run) blocked(order []*podClass) []*podClass {
+	var out []*podClass
+	for _, c := range order {
+		if r.remaining[c.idx] > 0 && r.why[c.idx].g != nil && r.countedByOthers(c) {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// countedByOthers reports whether a spread or anti-affinity group the class
+// does not carry selects its pods.
+func (r *run) countedByOthers(c *podClass) bool {
+	v := r.view(c)
+	for _, gi := range c.matched {
+		g := r.p.groups[gi]
+		if g.kind != groupAffinity && !slices.Contains(v.spread, gi) && !slices.Contains(v.anti, gi) {
+			return true
+		}
+	}
+	return false
 }
 
 // strategy is one way to run the solver; Solve runs several and keeps the
