@@ -96,6 +96,20 @@ unit: controlplane ## unit and integration tests of every module (integration te
 e2e: controlplane jaeger build ## end-to-end tests: real apiserver, scheduler, kwok, moto_server, Jaeger and the three services (two replicas each of actuator and watcher, mutual TLS)
 	cd test && FLOTILLA_BIN=$(BIN) go test -count=1 -timeout $(E2E_TIMEOUT) ./e2e/...
 
+CHAOS_SEED ?= 1
+CHAOS_RUNS ?= 100
+
+.PHONY: chaos
+chaos: controlplane build ## fault injection: kill -9 each service at each step of scale-ups and consolidations ($(CHAOS_RUNS) runs, seed $(CHAOS_SEED)), apiserver/planner/moto faults; prints the invariant table (~45-60 min)
+	cd test && FLOTILLA_BIN=$(BIN) go test -count=1 -timeout 150m -run '^TestChaos$$' -v ./chaos/ -args -chaos.runs=$(CHAOS_RUNS) -chaos.seed=$(CHAOS_SEED)
+
+SOAK_DURATION ?= 30m
+SOAK_MAX_PODS ?= 2000
+
+.PHONY: soak
+soak: controlplane build ## soak: $(SOAK_DURATION) of random scale-ups and -downs of 20 Deployments (up to $(SOAK_MAX_PODS) pods) on the local stack; invariants every 10s, peak RSS per service
+	cd test && FLOTILLA_SOAK=1 FLOTILLA_BIN=$(BIN) FLOTILLA_SOAK_DURATION=$(SOAK_DURATION) FLOTILLA_SOAK_MAX_PODS=$(SOAK_MAX_PODS) go test -count=1 -timeout 4h -run '^TestSoak$$' -v ./soak/
+
 .PHONY: bench
 bench: ## solver and watcher benchmarks (figures in bench.txt; compare runs with benchstat)
 	cd services/planner && go test -run '^$$' -bench . -benchmem -count 6 ./... | tee $(ROOT)/bench.txt

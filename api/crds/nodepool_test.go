@@ -83,6 +83,12 @@ func TestNodePoolAdmission(t *testing.T) {
 		{name: "weight 100", path: "spec.weight", value: "100"},
 		{name: "limits", path: "spec.limits", value: `{cpu: 100, memory: 200Gi, nvidia.com/gpu: "4"}`},
 		{name: "limits not a quantity", path: "spec.limits", value: `{cpu: lots}`, wantErr: "limits"},
+		{name: "limits negative", path: "spec.limits", value: `{cpu: "-1"}`, wantErr: "limits must not be negative"},
+		{name: "limits negative integer", path: "spec.limits", value: `{cpu: 10, memory: -5}`, wantErr: "limits must not be negative"},
+		{name: "limits zero", path: "spec.limits", value: `{cpu: 0}`},
+		{name: "requirement operator lower case", path: reqs, value: `[{key: team, operator: in, values: [a]}]`, wantErr: "Unsupported value"},
+		{name: "requirement operator empty", path: reqs, value: `[{key: team, operator: "", values: [a]}]`, wantErr: "operator"},
+		{name: "requirement key empty", path: reqs, value: `[{key: "", operator: Exists}]`, wantErr: "key"},
 		{name: "unknown field", path: "spec.template.spec.consolidationPolicy", value: "WhenEmpty", wantErr: "unknown field"},
 	})
 }

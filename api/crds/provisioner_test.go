@@ -30,6 +30,9 @@ func TestProvisionerAdmission(t *testing.T) {
 		{name: "kubelet", path: "spec.kubeletConfiguration", value: `{containerRuntime: containerd, maxPods: 20, evictionHard: {memory.available: 5%}}`},
 		{name: "kubelet rule inherited", path: "spec.kubeletConfiguration", value: `{evictionSoft: {memory.available: 1Gi}}`, wantErr: "needs an evictionSoftGracePeriod"},
 		{name: "weight", path: "spec.weight", value: "0", wantErr: "weight"},
+		{name: "unknown requirement operator", path: "spec.requirements", value: `[{key: team, operator: Equals, values: [a]}]`, wantErr: "Unsupported value"},
+		{name: "limits", path: "spec.limits", value: `{resources: {cpu: 100, memory: 400Gi}}`},
+		{name: "limits negative", path: "spec.limits", value: `{resources: {cpu: "-100"}}`, wantErr: "limits must not be negative"},
 		{name: "restricted tag", path: "spec.provider.tags", value: `{karpenter.sh/nodeclaim: x}`, wantErr: "tags may not"},
 		{name: "two root volumes", path: "spec.provider.blockDeviceMappings", value: `[{rootVolume: true, ebs: {volumeSize: 20Gi}}, {rootVolume: true, ebs: {volumeSize: 20Gi}}]`, wantErr: "at most one blockDeviceMapping"},
 	})

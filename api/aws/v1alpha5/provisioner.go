@@ -110,6 +110,8 @@ type ProvisionerSpec struct {
 // Limits caps a Provisioner's total resources.
 type Limits struct {
 	// Resources are the caps by resource name (cpu, memory, ...).
+	// +kubebuilder:validation:XValidation:rule="self.all(k, !string(self[k]).startsWith('-'))",message="limits must not be negative"
+	// +kubebuilder:validation:MaxProperties=24
 	// +optional
 	Resources corev1.ResourceList `json:"resources,omitempty"`
 }

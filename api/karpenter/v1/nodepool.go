@@ -54,6 +54,8 @@ type NodePoolSpec struct {
 	Disruption Disruption `json:"disruption"`
 	// Limits caps the total resources (cpu, memory, nvidia.com/gpu, ...) of
 	// all nodes in this NodePool; nothing is launched past them.
+	// +kubebuilder:validation:XValidation:rule="self.all(k, !string(self[k]).startsWith('-'))",message="limits must not be negative"
+	// +kubebuilder:validation:MaxProperties=24
 	// +optional
 	Limits Limits `json:"limits,omitempty"`
 	// Weight orders NodePools: a pod goes to the highest-weight NodePool that

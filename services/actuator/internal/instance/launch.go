@@ -8,8 +8,10 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 
@@ -120,16 +122,106 @@ func (p *Provider) Launch(ctx context.Context, req *LaunchRequest) (*Instance, e
 		return nil, err
 	}
 	var reasons []string
+	uncertain := 0
 	for {
 		batch := p.candidates(req)
 		if len(batch) == 0 {
 			return nil, &CapacityError{NodeClaim: req.NodeClaim, Reasons: append(reasons, p.skipped(req)...)}
 		}
 		inst, failed, err := p.createFleet(ctx, req, batch, templates)
+		if errors.Is(err, errOutcomeUnknown) && uncertain < maxUncertainAttempts-1 {
+			// The request may have launched the instance though its answer
+			// was lost: look for it before asking again (with the same
+			// client token, so EC2 itself would not launch twice either).
+			uncertain++
+			found, ferr := p.FindByNodeClaim(ctx, req.NodeClaim)
+			if ferr == nil {
+				p.log.InfoContext(ctx, "instance_found_after_lost_answer", "nodeclaim", req.NodeClaim, "instance", found.ID)
+				return found, nil
+			}
+			if !errors.Is(ferr, ErrNotFound) {
+				// Not knowing whether it launched, asking again could
+				// launch twice: leave it to the next attempt.
+				return nil, fmt.Errorf("%w (and looking for its instance: %w)", err, ferr)
+			}
+			p.log.InfoContext(ctx, "create_fleet_retry", "nodeclaim", req.NodeClaim, "attempt", uncertain, "error", err.Error())
+			if werr := sleep(ctx, time.Duration(uncertain)*uncertainBackoff); werr != nil {
+				return nil, fmt.Errorf("launch %s: %w", req.NodeClaim, werr)
+			}
+			continue
+		}
 		if err != nil || inst != nil {
 			return inst, err
 		}
 		reasons = append(reasons, failed...)
+	}
+}
+
+// errOutcomeUnknown marks a CreateFleet that failed in a way that does not
+// say whether it launched anything.
+var errOutcomeUnknown = errors.New("outcome unknown")
+
+// maxUncertainAttempts bounds the CreateFleet requests of one Launch whose
+// outcome was unknown (a timeout or a 5xx); uncertainBackoff is the pause
+// before the first retry, growing linearly.
+const (
+	maxUncertainAttempts = 3
+	uncertainBackoff     = 200 * time.Millisecond
+)
+
+// uncertainOutcome reports whether a failed request may have taken effect:
+// a transport error (timeout, reset) or a 5xx answer. A 4xx answer, a
+// throttle included, means EC2 did nothing.
+func uncertainOutcome(err error) bool {
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return false
+	}
+	var status interface{ HTTPStatusCode() int }
+	if errors.As(err, &status) && status.HTTPStatusCode() != 0 {
+		return status.HTTPStatusCode() >= 500 && !throttled(err)
+	}
+	return errorCode(err) == ""
+}
+
+func throttled(err error) bool {
+	return retry.IsErrorThrottles(retry.DefaultThrottles).IsErrorThrottle(err) == aws.TrueTernary
+}
+
+// fleetRetryer lets the SDK retry a CreateFleet only when EC2 refused it
+// (throttling): a request that may have launched an instance is retried by
+// Launch, which looks for the instance first.
+type fleetRetryer struct{ aws.RetryerV2 }
+
+func (r fleetRetryer) IsErrorRetryable(err error) bool {
+	return throttled(err) && r.RetryerV2.IsErrorRetryable(err)
+}
+
+func withFleetRetryer(o *ec2.Options) {
+	if o.Retryer == nil {
+		return
+	}
+	v2, ok := o.Retryer.(aws.RetryerV2)
+	if !ok {
+		v2 = wrapV1Retryer{o.Retryer}
+	}
+	o.Retryer = fleetRetryer{v2}
+}
+
+// wrapV1Retryer lifts an aws.Retryer without GetAttemptToken(ctx).
+type wrapV1Retryer struct{ aws.Retryer }
+
+func (r wrapV1Retryer) GetAttemptToken(context.Context) (func(error) error, error) {
+	return r.GetInitialToken(), nil
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
 	}
 }
 
@@ -244,10 +336,13 @@ func (p *Provider) createFleet(ctx context.Context, req *LaunchRequest, batch []
 		})
 	}
 
-	out, err := p.ec2.CreateFleet(ctx, in)
+	out, err := p.ec2.CreateFleet(ctx, in, withFleetRetryer)
 	if err != nil {
 		code := errorCode(err)
 		if !IsCapacityErrorCode(code) {
+			if uncertainOutcome(err) {
+				return nil, nil, fmt.Errorf("launch %s: create fleet: %w: %w", req.NodeClaim, errOutcomeUnknown, err)
+			}
 			return nil, nil, fmt.Errorf("launch %s: create fleet: %w", req.NodeClaim, err)
 		}
 		// The whole request failed for capacity: every offering in it.

@@ -17,6 +17,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
+	"github.com/aws/smithy-go/middleware"
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -167,7 +168,7 @@ func ensureCRDs(t *testing.T, cfg *rest.Config) {
 	}
 }
 
-func newLifecycle(t *testing.T, cpuLimit string) *lifecycle {
+func newLifecycle(t *testing.T, cpuLimit string, apiOptions ...func(*middleware.Stack) error) *lifecycle {
 	t.Helper()
 	cfg := restConfig(t)
 	ensureCRDs(t, cfg)
@@ -182,7 +183,7 @@ func newLifecycle(t *testing.T, cpuLimit string) *lifecycle {
 	if l.crd, err = karpenter.NewClient(cfg); err != nil {
 		t.Fatal(err)
 	}
-	awsCfg, err := server.Config(ctx)
+	awsCfg, err := server.Config(ctx, apiOptions...)
 	if err != nil {
 		t.Fatal(err)
 	}

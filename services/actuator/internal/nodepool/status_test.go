@@ -73,6 +73,12 @@ func TestStatus(t *testing.T) {
 		{"class not resolved yet", pool("new"), false, ReasonNodeClassPending, "EC2NodeClass new has not been resolved yet"},
 		{"invalid", pool("ready", karpv1.NodeSelectorRequirementWithMinValues{Key: "karpenter.sh/capacity-type", Operator: "Sometimes"}),
 			false, ReasonInvalid, "Sometimes"},
+		{"negative limit", withLimits(pool("ready"), karpv1.Limits{corev1.ResourceCPU: resource.MustParse("-4")}),
+			false, ReasonInvalid, "spec.limits[cpu]: quantity -4 is negative"},
+		{"requirement on a well-known label with no values", pool("ready", karpv1.NodeSelectorRequirementWithMinValues{Key: "node.kubernetes.io/instance-type", Operator: "In"}),
+			false, ReasonInvalid, "requirements[0].values: operator In needs at least one value"},
+		{"invalid and its class missing: the invalid spec is said first", pool("missing", karpv1.NodeSelectorRequirementWithMinValues{Key: "team", Operator: "Equals", Values: []string{"a"}}),
+			false, ReasonInvalid, "Equals"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -92,4 +98,9 @@ func TestStatus(t *testing.T) {
 			}
 		})
 	}
+}
+
+func withLimits(np *karpv1.NodePool, limits karpv1.Limits) *karpv1.NodePool {
+	np.Spec.Limits = limits
+	return np
 }
