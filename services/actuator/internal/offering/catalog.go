@@ -76,6 +76,7 @@ type Catalog struct {
 	types     []*clusterv1.InstanceType
 	byName    map[string]*clusterv1.InstanceType
 	built     time.Time
+	builds    int // finished builds, so a waiting caller can see one finish
 }
 
 // NewCatalog returns a catalogue that builds itself on first use.
@@ -135,12 +136,12 @@ func (c *Catalog) Get(ctx context.Context, name string) (*clusterv1.InstanceType
 
 func (c *Catalog) current(ctx context.Context) ([]*clusterv1.InstanceType, error) {
 	c.mu.Lock()
-	types, built := c.types, c.built
+	types, built, builds := c.types, c.built, c.builds
 	c.mu.Unlock()
 	if types != nil && c.opts.Now().Sub(built) < c.opts.Refresh {
 		return types, nil
 	}
-	if err := c.Refresh(ctx); err != nil {
+	if err := c.refreshAfter(ctx, builds); err != nil {
 		if types != nil {
 			// Serve the last build while EC2 is unreachable.
 			c.opts.Logger.WarnContext(ctx, "catalog_refresh_failed", "error", err.Error())
@@ -174,6 +175,26 @@ func (c *Catalog) Run(ctx context.Context) error {
 func (c *Catalog) Refresh(ctx context.Context) error {
 	c.refreshMu.Lock()
 	defer c.refreshMu.Unlock()
+	return c.rebuild(ctx)
+}
+
+// refreshAfter rebuilds the catalogue unless a build finished since the
+// caller saw builds of them: callers that queued behind a build (Run's at
+// start, say) use its result instead of building it all again.
+func (c *Catalog) refreshAfter(ctx context.Context, builds int) error {
+	c.refreshMu.Lock()
+	defer c.refreshMu.Unlock()
+	c.mu.Lock()
+	done := c.builds > builds && c.types != nil
+	c.mu.Unlock()
+	if done {
+		return nil
+	}
+	return c.rebuild(ctx)
+}
+
+// rebuild builds the catalogue; the caller holds refreshMu.
+func (c *Catalog) rebuild(ctx context.Context) error {
 	types, err := c.build(ctx)
 	if err != nil {
 		return err
@@ -185,6 +206,7 @@ func (c *Catalog) Refresh(ctx context.Context) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.types, c.byName, c.built = types, byName, c.opts.Now()
+	c.builds++
 	return nil
 }
 

@@ -1,0 +1,120 @@
+package chaos
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/flotilla-dev/flotilla/test/localenv"
+)
+
+var (
+	seed      = flag.Uint64("chaos.seed", 1, "seed of the fault schedule")
+	runs      = flag.Int("chaos.runs", 0, "TestChaos: number of kill -9 runs (0 skips it; make chaos runs 100)")
+	infraOnly = flag.Bool("chaos.infra-only", false, "TestChaos: only the infrastructure faults")
+)
+
+// TestChaosShort is the version of `make test`: each service killed once at
+// a step of a scale-up or a consolidation, and kube-apiserver killed at a
+// consolidation step; every invariant holds and each run settles within a
+// minute.
+func TestChaosShort(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a local environment")
+	}
+	runSchedule(t, ShortSchedule(*seed))
+}
+
+// TestChaos is `make chaos`: -chaos.runs kill -9 runs over every (service,
+// step) pair, then the infrastructure faults (kube-apiserver restarts, the
+// planner away for 30 s, moto restarted).
+func TestChaos(t *testing.T) {
+	switch {
+	case *infraOnly:
+		runSchedule(t, Schedule(*seed, 0, true))
+	case *runs > 0:
+		runSchedule(t, Schedule(*seed, *runs, true))
+	default:
+		t.Skip("run with -chaos.runs=N (make chaos) or -chaos.infra-only")
+	}
+}
+
+func runSchedule(t *testing.T, plan []CyclePlan) {
+	ctx := context.Background()
+	bin := binaries(t)
+	env := localenv.StartT(t, localenv.Options{Progress: os.Stderr})
+	logf := func(format string, args ...any) {
+		fmt.Fprintf(os.Stderr, "%s "+format+"\n", append([]any{time.Now().Format("15:04:05.000")}, args...)...)
+	}
+	began := time.Now()
+	h, err := Start(ctx, env, Options{BinDir: bin, Logf: logf})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	logf("workload up in %s; %d cycles (seed %d)", time.Since(began).Round(time.Millisecond), len(plan), *seed)
+	var results []Result
+	for i, c := range plan {
+		logf("cycle %d/%d: up %v, down %v", i+1, len(plan), runName(c.Up), runName(c.Down))
+		rs := h.Cycle(ctx, c.Up, c.Down)
+		for _, r := range rs {
+			logf("  result: %s: hit=%v settled=%v in %s leaked=%d double=%d pdb=%d limit=%d pending=%d crashed=%v err=%v",
+				r.Run, r.Hit, r.Settled, r.Settle.Round(100*time.Millisecond), r.Leaked, r.DoubleLaunches, r.PDBViolations,
+				r.LimitBreaches, r.PendingLeft, r.Crashed, r.Err)
+		}
+		results = append(results, rs...)
+	}
+	table := Table(results)
+	fmt.Fprintf(os.Stderr, "\nchaos: seed %d, %d runs in %s\n%s\n", *seed, len(results), time.Since(began).Round(time.Second), table)
+	t.Logf("seed %d, %d runs\n%s", *seed, len(results), table)
+	for claim, ids := range h.mon.doubles() {
+		t.Errorf("NodeClaim %s launched %d instances: %v", claim, len(ids), ids)
+	}
+	var failed []string
+	for _, r := range results {
+		if r.Failed() {
+			failed = append(failed, fmt.Sprintf("%s (hit=%v settled=%v in %s, err=%v)", r.Run, r.Hit, r.Settled, r.Settle.Round(100*time.Millisecond), r.Err))
+		}
+		if r.Fault == Kill && !r.Hit {
+			t.Logf("%s: the step never came (counted as a run without a fault)", r.Run)
+		}
+	}
+	if len(failed) > 0 {
+		t.Errorf("%d of %d runs broke an invariant or took longer than %s to settle:\n  %s", len(failed), len(results), SettleTarget, strings.Join(failed, "\n  "))
+	}
+}
+
+func runName(r *Run) string {
+	if r == nil {
+		return "no fault"
+	}
+	return r.String()
+}
+
+// binaries returns the directory with planner, actuator and watcher:
+// $FLOTILLA_BIN (make build puts them in bin/), else a fresh build.
+func binaries(t *testing.T) string {
+	t.Helper()
+	if dir := os.Getenv("FLOTILLA_BIN"); dir != "" {
+		return dir
+	}
+	root, err := localenv.RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	for _, svc := range []string{"planner", "actuator", "watcher"} {
+		cmd := exec.Command("go", "build", "-o", filepath.Join(dir, svc), "./cmd/"+svc)
+		cmd.Dir = filepath.Join(root, "services", svc)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("build %s: %v\n%s", svc, err, out)
+		}
+	}
+	return dir
+}
