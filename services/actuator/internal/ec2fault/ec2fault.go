@@ -16,6 +16,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
@@ -289,9 +290,14 @@ func exhaustedCode(exhausted []exhaustion, capacityType, instanceType string) st
 	return ""
 }
 
+// requests numbers the injected answers: like EC2's, each carries its own
+// request id.
+var requests atomic.Int64
+
 func errorResponse(status int, code, message string) middleware.DeserializeOutput {
+	id := fmt.Sprintf("ec2fault-%08d", requests.Add(1))
 	body := `<?xml version="1.0" encoding="UTF-8"?>
-<Response><Errors><Error><Code>` + code + `</Code><Message>` + message + `</Message></Error></Errors><RequestID>ec2fault</RequestID></Response>`
+<Response><Errors><Error><Code>` + code + `</Code><Message>` + message + `</Message></Error></Errors><RequestID>` + id + `</RequestID></Response>`
 	return response(status, body)
 }
 

@@ -163,6 +163,16 @@ func TestLifecycleUnderEC2Faults(t *testing.T) {
 				if n := len(l.instances(t, name)); n != 0 {
 					t.Errorf("instances of a claim EC2 could not serve = %d, want 0", n)
 				}
+				if tt.heal {
+					// While EC2 fails, the claim waits between attempts (15 s)
+					// rather than hammering CreateFleet: the condition must not
+					// change (and requeue) with every new AWS request id.
+					before := faults.Injected(ec2fault.ServerError)
+					time.Sleep(4 * time.Second)
+					if n := faults.Injected(ec2fault.ServerError) - before; n > 3 {
+						t.Errorf("%d failed CreateFleet calls within 4 s of the failure; want one attempt at most before the pause", n)
+					}
+				}
 			}
 			wantType := tt.wantType
 			if tt.heal {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"regexp"
 	"slices"
 	"strconv"
 	"time"
@@ -110,6 +111,10 @@ func (c *Controller) launch(ctx context.Context, claim *karpv1.NodeClaim) (time.
 // launchFailed records why the claim is not launched yet and tries again
 // shortly (the launch timeout ends it).
 func (c *Controller) launchFailed(ctx context.Context, claim *karpv1.NodeClaim, reason, message string) (time.Duration, error) {
+	// An AWS error names a new request each time; written into the
+	// condition it would change the status on every attempt, and the
+	// update would requeue the claim at once instead of after the pause.
+	message = requestIDs.ReplaceAllString(message, "")
 	cond := claim.Condition(karpv1.ConditionTypeLaunched)
 	if cond == nil || cond.Reason != reason || cond.Message != message {
 		c.log.WarnContext(ctx, "nodeclaim_not_launched", "nodeclaim", claim.Name, "reason", reason, "message", message)
@@ -120,6 +125,10 @@ func (c *Controller) launchFailed(ctx context.Context, claim *karpv1.NodeClaim, 
 	}
 	return 15 * time.Second, nil
 }
+
+// requestIDs matches the request id in an AWS SDK error message
+// ("RequestID: 5f1d…, ").
+var requestIDs = regexp.MustCompile(`RequestID: [^,\s]*,?\s*`)
 
 // recordLaunch writes the instance into the claim: labels first (metadata),
 // then providerID, capacity and the Launched condition (status).
