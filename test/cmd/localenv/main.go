@@ -121,7 +121,7 @@ func up(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	traces := "(no Jaeger)"
 	if u := env.Vars[localenv.VarJaegerURL]; u != "" {
-		traces = u + "   (Jaeger UI; traces of service watcher, planner, actuator)"
+		traces = u + "/api/traces?service=watcher   (Jaeger query API; this build has no UI)"
 	}
 	fmt.Fprintf(stdout, `Local environment up (%s) in %s
 
