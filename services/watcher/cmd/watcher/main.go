@@ -71,6 +71,7 @@ type flags struct {
 	executeTimeout  time.Duration
 	disruptionValid time.Duration
 	initialCatalogW time.Duration
+	memoryLimit     string
 	endpoints       endpoints
 }
 
@@ -106,6 +107,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&f.logFormat, "log-format", "json", "log format: json or text")
 	fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	fs.DurationVar(&f.shutdownGrace, "shutdown-grace", 10*time.Second, "time in-flight calls get to finish on SIGTERM")
+	fs.StringVar(&f.memoryLimit, "memory-limit", defaultMemoryLimit,
+		"soft memory limit of the Go runtime (a quantity such as 250Mi; 0: none); the collector works harder as the heap nears it; GOMEMLIMIT, when set, wins")
 	f.endpoints.register(fs)
 	f.initialCatalogW = 5 * time.Second
 	if err := config.Parse(fs, "watcher", args, stdout); err != nil {
@@ -124,6 +127,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, err)
 		return 2
 	}
+	memLimit, err := setMemoryLimit(f.memoryLimit)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 2
+	}
+	logger.Debug("memory_limit", "bytes", memLimit)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := serve(ctx, f, logger); err != nil {

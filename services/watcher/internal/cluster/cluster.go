@@ -110,6 +110,12 @@ func (c *Cluster) Changed() <-chan struct{} { return c.tracker.changed }
 // delta.
 func (c *Cluster) Pending() int { return c.tracker.pending() }
 
+// Changes counts the changes seen so far (objects, nominations, the
+// catalogue): what Current and Provisioning return can differ from an
+// earlier answer only once it moved, so pollers skip the rebuild while it
+// stands still.
+func (c *Cluster) Changes() uint64 { return c.tracker.marks.Load() }
+
 // HasInstanceTypes reports whether a catalogue has been set.
 func (c *Cluster) HasInstanceTypes() bool {
 	c.mu.Lock()
@@ -159,13 +165,24 @@ func (c *Cluster) Snapshot() *clusterv1.Snapshot {
 	// The map keeps its room: the next snapshot fills it as full again.
 	sent := c.tracker.sent
 	clear(sent)
-	return c.build(false, func(k key, fp uint64) { sent[k] = fp })
+	return c.build(allKinds, false, func(k key, fp uint64) { sent[k] = fp })
 }
+
+// allKinds are the kinds of a snapshot, in its order.
+var allKinds = []kind{kindPod, kindNode, kindNodeClaim, kindNodePool, kindNodeClass, kindDaemonSet, kindPDB, kindInstanceType}
 
 // Current returns what the watcher sees, without changing what the next
 // delta holds (for the Snapshot RPC). pendingOnly leaves out bound pods.
 func (c *Cluster) Current(pendingOnly bool) *clusterv1.Snapshot {
-	return c.build(pendingOnly, nil)
+	return c.build(allKinds, pendingOnly, nil)
+}
+
+// Provisioning returns the part of Current(true) that tells what is being
+// provisioned: the pending pods, the NodeClaims and the NodePools. It
+// leaves out bound pods and nodes, most of a large cluster, so it is cheap
+// enough to poll.
+func (c *Cluster) Provisioning() *clusterv1.Snapshot {
+	return c.build([]kind{kindPod, kindNodeClaim, kindNodePool}, true, nil)
 }
 
 // Delta returns the changes since the last snapshot or delta: objects added
@@ -218,15 +235,22 @@ func (c *Cluster) Synced() bool {
 	return c.synced
 }
 
-// build converts every object in the caches; with visit, each object's key
-// and fingerprint is passed to it.
-func (c *Cluster) build(pendingOnly bool, visit func(key, uint64)) *clusterv1.Snapshot {
+// build converts every object of the kinds in the caches (pendingOnly:
+// but bound pods); with visit, each object's key and fingerprint is passed
+// to it.
+func (c *Cluster) build(kinds []kind, pendingOnly bool, visit func(key, uint64)) *clusterv1.Snapshot {
 	snap := &clusterv1.Snapshot{Region: c.Region(), Now: timestamppb.New(c.now())}
 	if c.inf == nil {
 		return snap
 	}
-	for _, kd := range []kind{kindPod, kindNode, kindNodeClaim, kindNodePool, kindNodeClass, kindDaemonSet, kindPDB, kindInstanceType} {
-		keys := c.allKeys(kd)
+	for _, kd := range kinds {
+		var keys []key
+		if kd == kindPod && pendingOnly {
+			// Bound pods are most of the cache: not even looked at.
+			keys = c.unboundPods()
+		} else {
+			keys = c.allKeys(kd)
+		}
 		sortKeys(keys)
 		objs, fps := c.convertAll(keys, visit != nil)
 		if kd == kindPod {
@@ -274,6 +298,16 @@ func (c *Cluster) convertAll(keys []key, withFingerprints bool) ([]proto.Message
 	}
 	wg.Wait()
 	return out, fps
+}
+
+// unboundPods lists the keys of the pods not bound to a node.
+func (c *Cluster) unboundPods() []key {
+	names := byIndex(c.inf.pods, indexUnbound, unboundValue)
+	keys := make([]key, len(names))
+	for i, n := range names {
+		keys[i] = key{kindPod, n}
+	}
+	return keys
 }
 
 func (c *Cluster) allKeys(kd kind) []key {

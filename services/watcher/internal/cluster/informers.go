@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strings"
 	"time"
 
 	awsv1 "github.com/flotilla-dev/flotilla/api/aws/v1"
@@ -36,6 +37,7 @@ var (
 // Index names.
 const (
 	indexClaim      = "claim"      // pods by "namespace/claim" of their volumes
+	indexUnbound    = "unbound"    // pods not bound to a node (the one value unboundValue)
 	indexNominated  = "nominated"  // NodeClaims by the pods nominated to them
 	indexNodeName   = "nodeName"   // NodeClaims by status.nodeName
 	indexProviderID = "providerID" // NodeClaims and Nodes by provider id
@@ -58,7 +60,7 @@ func newInformers(client kubernetes.Interface, dyn dynamic.Interface, logger *sl
 
 	// Finished pods take up no room: the API server leaves them out.
 	inf.pods = f.InformerFor(&corev1.Pod{}, func(c kubernetes.Interface, resync time.Duration) cache.SharedIndexInformer {
-		return coreinformers.NewFilteredPodInformer(c, metav1.NamespaceAll, resync, cache.Indexers{indexClaim: podClaims},
+		return coreinformers.NewFilteredPodInformer(c, metav1.NamespaceAll, resync, podIndexers(),
 			func(o *metav1.ListOptions) {
 				o.FieldSelector = "status.phase!=Succeeded,status.phase!=Failed"
 			})
@@ -212,13 +214,9 @@ func sortKeys(keys []key) {
 		if a.kind != b.kind {
 			return int(a.kind) - int(b.kind)
 		}
-		switch {
-		case a.name < b.name:
-			return -1
-		case a.name > b.name:
-			return 1
-		}
-		return 0
+		// One comparison of the names, not two: at 100,000 pods sorting
+		// is a good part of a snapshot.
+		return strings.Compare(a.name, b.name)
 	})
 }
 
@@ -266,6 +264,22 @@ func typedTransform(typed func() runtime.Object, logger *slog.Logger) cache.Tran
 		}
 		return out, nil
 	}
+}
+
+// unboundValue is the value of indexUnbound.
+const unboundValue = "true"
+
+// podIndexers index pods by claim and the unbound ones, so that pending
+// pods are found without going through every bound one.
+func podIndexers() cache.Indexers {
+	return cache.Indexers{indexClaim: podClaims, indexUnbound: podUnbound}
+}
+
+func podUnbound(obj any) ([]string, error) {
+	if p, ok := obj.(*cachedPod); ok && p.nodeName() == "" && !p.finished {
+		return []string{unboundValue}, nil
+	}
+	return nil, nil
 }
 
 func podClaims(obj any) ([]string, error) {

@@ -1,7 +1,9 @@
 package cluster
 
 import (
+	"bytes"
 	"hash/maphash"
+	"maps"
 	"runtime"
 	"sync"
 	"weak"
@@ -23,7 +25,7 @@ import (
 // (TestShareCoversEveryPodField keeps it so).
 func share(m *clusterv1.Pod) (labels, spec *clusterv1.Pod) {
 	if len(m.Labels) > 0 {
-		labels = podParts.intern(&clusterv1.Pod{Labels: m.Labels})
+		labels = podParts.intern(&clusterv1.Pod{Labels: m.Labels}, true)
 		m.Labels = labels.Labels
 	}
 	spec = podParts.intern(&clusterv1.Pod{
@@ -45,7 +47,7 @@ func share(m *clusterv1.Pod) (labels, spec *clusterv1.Pod) {
 		DoNotDisrupt:             m.DoNotDisrupt,
 		LocalStorage:             m.LocalStorage,
 		SchedulerName:            m.SchedulerName,
-	})
+	}, false)
 	m.Namespace = spec.Namespace
 	m.Containers = spec.Containers
 	m.InitContainers = spec.InitContainers
@@ -66,39 +68,53 @@ func share(m *clusterv1.Pod) (labels, spec *clusterv1.Pod) {
 
 // podParts holds the shared parts of the pods in every cache of the
 // process (like the unique package, it is process-wide by nature).
-var podParts = &partTable{byHash: map[uint64]weak.Pointer[clusterv1.Pod]{}}
+var podParts = &partTable{byHash: map[uint64]part{}}
 
 // partTable interns partial pod models by content. It holds them weakly:
 // a part no cached pod uses any more is collected and its entry removed.
 type partTable struct {
 	mu     sync.Mutex
-	byHash map[uint64]weak.Pointer[clusterv1.Pod]
+	byHash map[uint64]part
 }
 
-// intern returns the table's copy of part, adding part when there is
-// none. Parts are keyed by a hash of their deterministic encoding and
-// compared in full on a hit, so a hash collision costs sharing, never
-// correctness.
-func (t *partTable) intern(part *clusterv1.Pod) *clusterv1.Pod {
-	b, err := proto.MarshalOptions{Deterministic: true}.Marshal(part)
+// part is an interned part and, for a template part, its deterministic
+// encoding, which a candidate's encoding is compared with: far cheaper than
+// proto.Equal on every pod event, for a few hundred bytes per template.
+// Labels, which may be unique to a pod (a StatefulSet's), are compared as
+// maps instead, so they cost no encoding kept.
+type part struct {
+	ptr     weak.Pointer[clusterv1.Pod]
+	encoded []byte
+}
+
+// intern returns the table's copy of p, adding p when there is none;
+// labelsOnly says p holds nothing but labels. Parts are keyed by a hash of
+// their deterministic encoding and compared in full on a hit, so a hash
+// collision costs sharing, never correctness.
+func (t *partTable) intern(p *clusterv1.Pod, labelsOnly bool) *clusterv1.Pod {
+	b, err := proto.MarshalOptions{Deterministic: true}.Marshal(p)
 	if err != nil {
-		return part
+		return p
 	}
 	h := maphash.Bytes(seed, b)
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if wp, ok := t.byHash[h]; ok {
-		if have := wp.Value(); have != nil {
-			if proto.Equal(have, part) {
+	if e, ok := t.byHash[h]; ok {
+		if have := e.ptr.Value(); have != nil {
+			if labelsOnly && maps.Equal(have.GetLabels(), p.GetLabels()) || !labelsOnly && bytes.Equal(e.encoded, b) {
 				return have
 			}
-			return part
+			return p
 		}
 	}
-	wp := weak.Make(part)
-	t.byHash[h] = wp
-	runtime.AddCleanup(part, t.forget, partEntry{hash: h, ptr: wp})
-	return part
+	wp := weak.Make(p)
+	e := part{ptr: wp}
+	if !labelsOnly {
+		e.encoded = b
+	}
+	t.byHash[h] = e
+	runtime.AddCleanup(p, t.forget, partEntry{hash: h, ptr: wp})
+	return p
 }
 
 type partEntry struct {
@@ -111,7 +127,7 @@ type partEntry struct {
 func (t *partTable) forget(e partEntry) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if t.byHash[e.hash] == e.ptr {
+	if t.byHash[e.hash].ptr == e.ptr {
 		delete(t.byHash, e.hash)
 	}
 }

@@ -3,6 +3,7 @@ package cluster
 import (
 	"hash/maphash"
 	"sync"
+	"sync/atomic"
 
 	"google.golang.org/protobuf/proto"
 )
@@ -44,6 +45,8 @@ type tracker struct {
 	mu      sync.Mutex
 	dirty   map[key]struct{}
 	changed chan struct{}
+	// marks counts the calls to mark that marked something.
+	marks atomic.Uint64
 
 	// sent (guarded by sentMu) maps each object the planner has to the
 	// fingerprint of the version it has.
@@ -72,6 +75,7 @@ func (t *tracker) mark(keys ...key) {
 		t.dirty[k] = struct{}{}
 	}
 	t.mu.Unlock()
+	t.marks.Add(1)
 	select {
 	case t.changed <- struct{}{}:
 	default:

@@ -17,8 +17,9 @@ import (
 
 // Source is the watcher's picture of the cluster.
 type Source interface {
-	// Current returns the picture; pendingOnly leaves out bound pods.
-	Current(pendingOnly bool) *clusterv1.Snapshot
+	// Provisioning returns the pending pods, the NodeClaims and the
+	// NodePools.
+	Provisioning() *clusterv1.Snapshot
 	// Synced reports whether the informers have synced.
 	Synced() bool
 }
@@ -56,7 +57,7 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	if !c.src.Synced() {
 		return
 	}
-	snap := c.src.Current(true)
+	snap := c.src.Provisioning()
 	pending, nominated := 0, 0
 	for _, p := range snap.GetPods() {
 		if p.GetNodeName() != "" || p.GetTerminating() {
@@ -125,24 +126,40 @@ func Register(reg prometheus.Registerer, src Source) {
 	reg.MustRegister(NewCollector(src), LaunchLatency)
 }
 
+// LaunchSource is what WatchLaunches reads.
+type LaunchSource interface {
+	Source
+	// Changes counts the changes seen so far; Provisioning can only
+	// answer differently once it moved.
+	Changes() uint64
+}
+
 // WatchLaunches polls src every interval and observes LaunchLatency for the
 // pods of each NodeClaim that became Launched since the last look. Pods are
 // remembered while they wait, nominated to a NodeClaim not yet launched, so
 // that they are measured even when they are bound before the next look; the
 // condition's transition time is the launch time, so the interval only
-// delays the observation. It returns when ctx is done.
-func WatchLaunches(ctx context.Context, src Source, interval time.Duration) {
+// delays the observation. A look is skipped while nothing changed, so an
+// idle cluster costs nothing. It returns when ctx is done.
+func WatchLaunches(ctx context.Context, src LaunchSource, interval time.Duration) {
 	l := newLaunches()
 	first := true
+	var seen uint64
+	t := time.NewTicker(interval)
+	defer t.Stop()
 	for {
-		if src.Synced() {
-			l.observe(src.Current(true), first)
+		if n := src.Changes(); src.Synced() && (first || n != seen) {
+			// Read the count first: a change that lands while
+			// Provisioning runs moves it again, so the next look catches
+			// it.
+			seen = n
+			l.observe(src.Provisioning(), first)
 			first = false
 		}
 		select {
 		case <-ctx.Done():
 			return
-		case <-time.After(interval):
+		case <-t.C:
 		}
 	}
 }

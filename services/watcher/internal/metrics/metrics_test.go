@@ -1,7 +1,9 @@
 package metrics
 
 import (
+	"context"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -15,8 +17,8 @@ import (
 
 type fakeSource struct{ snap *clusterv1.Snapshot }
 
-func (f *fakeSource) Current(bool) *clusterv1.Snapshot { return f.snap }
-func (f *fakeSource) Synced() bool                     { return true }
+func (f *fakeSource) Provisioning() *clusterv1.Snapshot { return f.snap }
+func (f *fakeSource) Synced() bool                      { return true }
 
 func TestCollector(t *testing.T) {
 	src := &fakeSource{snap: &clusterv1.Snapshot{
@@ -105,4 +107,45 @@ func TestObserveLaunches(t *testing.T) {
 	if got := m.GetHistogram().GetSampleSum(); got != 16 {
 		t.Errorf("sum = %v s, want 12+4 = 16", got)
 	}
+}
+
+// countingSource counts the pictures WatchLaunches asks for.
+type countingSource struct {
+	changes, looks atomic.Uint64
+}
+
+func (s *countingSource) Provisioning() *clusterv1.Snapshot {
+	s.looks.Add(1)
+	return &clusterv1.Snapshot{}
+}
+func (s *countingSource) Synced() bool    { return true }
+func (s *countingSource) Changes() uint64 { return s.changes.Load() }
+
+// An idle cluster is looked at once, not on every tick.
+func TestWatchLaunchesSkipsUnchanged(t *testing.T) {
+	src := &countingSource{}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		WatchLaunches(ctx, src, time.Millisecond)
+	}()
+	defer func() { cancel(); <-done }()
+	waitFor := func(n uint64) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for src.looks.Load() < n {
+			if time.Now().After(deadline) {
+				t.Fatalf("%d looks, want %d", src.looks.Load(), n)
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	waitFor(1)
+	time.Sleep(50 * time.Millisecond) // fifty ticks, nothing changed
+	if got := src.looks.Load(); got != 1 {
+		t.Errorf("%d looks at an unchanged cluster, want 1", got)
+	}
+	src.changes.Add(1)
+	waitFor(2)
 }
