@@ -183,11 +183,8 @@ func (r *run) ports(n *node) []model.HostPort {
 // have an offering in the node's zones and capacity types.
 func (r *run) options(n *node) []*poolType {
 	typeKeys, ports := r.typeKeys(n), r.ports(n)
-	type priced struct {
-		t     *poolType
-		price float64
-	}
-	var list []priced
+	list := r.pricedBuf[:0]
+	defer func() { r.pricedBuf = list[:0] }()
 	byPrice := func(a, b priced) int { return cmp.Or(cmp.Compare(a.price, b.price), cmp.Compare(a.t.idx, b.t.idx)) }
 	// Pool types come cheapest first by their cheapest offering, a lower
 	// bound of their price here: once maxTypeOptions are in, a type whose
@@ -222,6 +219,12 @@ func (r *run) options(n *node) []*poolType {
 		out = append(out, n.typ) // already counted against the limits
 	}
 	return out
+}
+
+// priced is an instance type with its price on a node.
+type priced struct {
+	t     *poolType
+	price float64
 }
 
 func sameLabels(a, b *poolType, keys []string) bool {

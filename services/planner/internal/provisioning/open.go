@@ -45,8 +45,9 @@ func (r *run) openFor(c *podClass, want int) bool {
 		if !c.tolerates[pi.idx] {
 			continue
 		}
+		// Step storage is the run's, kept from one call to the next.
 		var best *candidate
-		var cand candidate
+		cand := candidate{steps: r.candSteps[0][:0]}
 		for _, a := range v.alts {
 			ap := a.pool[pi.idx]
 			if !ap.ok {
@@ -58,7 +59,7 @@ func (r *run) openFor(c *podClass, want int) bool {
 					continue
 				}
 				if best == nil {
-					best = &candidate{}
+					best = &candidate{steps: r.candSteps[1][:0]}
 				}
 				// The best keeps the steps; the next simulation
 				// reuses the old best's storage.
@@ -66,11 +67,13 @@ func (r *run) openFor(c *podClass, want int) bool {
 			}
 		}
 		if best == nil {
+			r.candSteps[0] = cand.steps
 			continue
 		}
 		n := r.newNode(pi, best.t, best.zones, best.cts)
 		r.commitNode(n, best.steps)
 		r.replicate(pi, best)
+		r.candSteps = [2][]step{cand.steps, best.steps}
 		return true
 	}
 	return false

@@ -290,7 +290,7 @@ func (r *run) fill(n *node, seed *podClass, steps *[]step) float64 {
 	// The first classes in placement order that fit at all, taken by value
 	// per share of the node they use, the densest first.
 	cands := r.fillBuf[:0]
-	alloc := n.typ.alloc
+	shares := r.sharesOn(n.typ)
 	for i, c := range r.active {
 		if len(cands) >= maxFillTake || i >= maxFillScan {
 			break
@@ -298,7 +298,12 @@ func (r *run) fill(n *node, seed *podClass, steps *[]step) float64 {
 		if c == seed || r.remaining[c.idx] == 0 || !fitsOne(n.free, c.req) {
 			continue
 		}
-		cands = append(cands, dense{c: c, d: r.values[c.idx] / share(c.req, alloc), i: i})
+		sh := shares[c.idx]
+		if sh < 0 {
+			sh = share(c.req, n.typ.alloc)
+			shares[c.idx] = sh
+		}
+		cands = append(cands, dense{c: c, d: r.values[c.idx] / sh, i: i})
 	}
 	slices.SortFunc(cands, func(a, b dense) int {
 		if a.d != b.d {
@@ -312,6 +317,9 @@ func (r *run) fill(n *node, seed *podClass, steps *[]step) float64 {
 		if n.full {
 			break
 		}
+		if !fitsOne(n.free, c.req) {
+			continue // as canAdd would say, only sooner
+		}
 		if k, ch := r.canAdd(n, c, r.remaining[c.idx]); k > 0 {
 			r.add(n, c, k, ch)
 			*steps = append(*steps, step{c: c, k: k, ch: ch})
@@ -319,6 +327,23 @@ func (r *run) fill(n *node, seed *podClass, steps *[]step) float64 {
 		}
 	}
 	return value
+}
+
+// sharesOn returns the run's memo of the share of a node of type t each
+// class's pod takes (see share), -1 where not computed yet.
+func (r *run) sharesOn(t *poolType) []float64 {
+	if r.shares == nil {
+		r.shares = map[*poolType][]float64{}
+	}
+	s := r.shares[t]
+	if s == nil {
+		s = make([]float64, len(r.p.classes))
+		for i := range s {
+			s[i] = -1
+		}
+		r.shares[t] = s
+	}
+	return s
 }
 
 // dense is a class with its value per share of a node and its position

@@ -122,16 +122,23 @@ type run struct {
 	// the class's estimate, or the pattern LP's dual for its shape.
 	values  []float64
 	fillBuf []dense
+	// shares memoises, per instance type, the share of a node each class's
+	// pod takes (fill's density).
+	shares map[*poolType][]float64
 	// free indexes the nodes with room.
 	free freeIndex
 	// scratch is the node simulations try pods on; stepBuf is storage for
 	// the steps replayed on a copy.
 	scratch *node
 	stepBuf []step
+	// candSteps is storage for the steps of openFor's candidates.
+	candSteps [2][]step
 	// Storage for shortlists.
 	scoredBuf []scored
 	topBuf    []scored
 	shortBuf  []*poolType
+	// pricedBuf is storage for options.
+	pricedBuf []priced
 }
 
 func newRun(p *problem) *run {
@@ -210,7 +217,8 @@ func (r *run) clone() *run {
 	c.assigned = make([][]placement, len(r.assigned))
 	c.why = make([]blocker, len(r.why))
 	c.usage = slices.Clone(r.usage)
-	c.log, c.logging, c.quota = nil, false, nil
+	c.log, c.logging, c.quota, c.shares, c.candSteps = nil, false, nil, nil, [2][]step{}
+	c.pricedBuf = nil
 	c.fillBuf, c.candBuf, c.scratch, c.stepBuf, c.scoredBuf, c.shortBuf, c.topBuf = nil, nil, nil, nil, nil, nil, nil
 	return &c
 }

@@ -30,12 +30,17 @@ func Solve(ctx context.Context, s *model.Snapshot) (*model.Plan, error) {
 	order := p.order()
 	// Two strategies, one per core: the greedy alone, and the pattern LP's
 	// nodes first with the greedy after. The better plan wins: fewer pods
-	// left out, then the lower price, then the greedy.
-	strategies := []strategy{{lp: false, widen: 1}, {lp: true, widen: 1}}
+	// left out, then the lower price, then the greedy. When the LP has
+	// nothing to do, its run would be the greedy's step for step, so it is
+	// left out.
+	base := newRun(p)
+	strategies := []strategy{{lp: false, widen: 1}}
+	if !base.lpIdle() {
+		strategies = append(strategies, strategy{lp: true, widen: 1})
+	}
 	if pendingPods(p) <= wideBelow {
 		strategies = append(strategies, strategy{lp: true, widen: 4})
 	}
-	base := newRun(p)
 	best, run, err := base.solveAll(ctx, strategies, order)
 	if err != nil {
 		return nil, err
@@ -89,6 +94,21 @@ func (base *run) solveAll(ctx context.Context, strategies []strategy, order []*p
 		}
 	}
 	return plans[best], runs[best], nil
+}
+
+// lpIdle reports whether a run with the pattern LP would do just what the
+// greedy does: there is no node or in-flight NodeClaim its first pass could
+// fill, and no class free to pack into whole nodes.
+func (r *run) lpIdle() bool {
+	if len(r.nodes) > 0 {
+		return false
+	}
+	for _, c := range r.p.classes {
+		if pi := r.firstPool(c); pi != nil && r.p.isFree(c, pi) {
+			return false
+		}
+	}
+	return true
 }
 
 // better reports whether plan a beats plan b: fewer pods left out, then a
