@@ -197,6 +197,12 @@ func TestDriftReplacesOneBudgetAtATime(t *testing.T) {
 		return len(on) == 3, fmt.Sprintf("running by node: %v", on)
 	})
 	old := claimImages(t, pool)
+	// Replacement NodeClaims may reuse a name once its first holder is gone
+	// (names derive from the plan); the originals are known by UID.
+	oldUIDs := map[string]string{}
+	for _, c := range poolClaims(t, pool) {
+		oldUIDs[string(c.GetUID())] = c.GetName()
+	}
 	var oldImage string
 	for _, id := range old {
 		oldImage = id
@@ -218,7 +224,7 @@ func TestDriftReplacesOneBudgetAtATime(t *testing.T) {
 		claims := poolClaims(t, pool)
 		going := 0
 		for _, c := range claims {
-			if _, isOld := old[c.GetName()]; isOld && c.GetDeletionTimestamp() != nil {
+			if _, isOld := oldUIDs[string(c.GetUID())]; isOld && c.GetDeletionTimestamp() != nil {
 				going++
 			}
 		}
@@ -241,9 +247,9 @@ func TestDriftReplacesOneBudgetAtATime(t *testing.T) {
 	})
 	t.Logf("AMI %s → %s: 3 nodes replaced in %s, at most %d at a time", oldImage, newImage, took.Round(time.Millisecond), most)
 	_ = began
-	for name := range old {
-		if slices.ContainsFunc(poolClaims(t, pool), func(c unstructured.Unstructured) bool { return c.GetName() == name }) {
-			t.Errorf("old nodeclaim %s still there", name)
+	for uid, name := range oldUIDs {
+		if slices.ContainsFunc(poolClaims(t, pool), func(c unstructured.Unstructured) bool { return string(c.GetUID()) == uid }) {
+			t.Errorf("old nodeclaim %s (uid %s) still there", name, uid)
 		}
 	}
 }
