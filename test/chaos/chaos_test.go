@@ -5,8 +5,6 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -47,7 +45,10 @@ func TestChaos(t *testing.T) {
 
 func runSchedule(t *testing.T, plan []CyclePlan) {
 	ctx := context.Background()
-	bin := binaries(t)
+	bin, err := localenv.FlotillaBinaries(t.Context(), t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
 	env := localenv.StartT(t, localenv.Options{Progress: os.Stderr})
 	logf := func(format string, args ...any) {
 		fmt.Fprintf(os.Stderr, "%s "+format+"\n", append([]any{time.Now().Format("15:04:05.000")}, args...)...)
@@ -95,26 +96,4 @@ func runName(r *Run) string {
 		return "no fault"
 	}
 	return r.String()
-}
-
-// binaries returns the directory with planner, actuator and watcher:
-// $FLOTILLA_BIN (make build puts them in bin/), else a fresh build.
-func binaries(t *testing.T) string {
-	t.Helper()
-	if dir := os.Getenv("FLOTILLA_BIN"); dir != "" {
-		return dir
-	}
-	root, err := localenv.RepoRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	for _, svc := range []string{"planner", "actuator", "watcher"} {
-		cmd := exec.Command("go", "build", "-o", filepath.Join(dir, svc), "./cmd/"+svc)
-		cmd.Dir = filepath.Join(root, "services", svc)
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("build %s: %v\n%s", svc, err, out)
-		}
-	}
-	return dir
 }

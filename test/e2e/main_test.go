@@ -9,8 +9,6 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -47,7 +45,7 @@ func run(m *testing.M) int {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
 	defer cancel()
-	bin, err := flotillaBinaries(ctx)
+	bin, err := localenv.FlotillaBinaries(ctx, "")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "e2e:", err)
 		return 1
@@ -108,28 +106,4 @@ func newWorld(ctx context.Context, env *localenv.Env) (*world, error) {
 		return nil, err
 	}
 	return &world{env: env, net: net, kube: kube, dyn: dyn, ec2: ec2c}, nil
-}
-
-// flotillaBinaries returns the directory with planner, actuator and watcher:
-// $FLOTILLA_BIN (make e2e builds them there), else a fresh build.
-func flotillaBinaries(ctx context.Context) (string, error) {
-	if dir := os.Getenv("FLOTILLA_BIN"); dir != "" {
-		return dir, nil
-	}
-	root, err := localenv.RepoRoot()
-	if err != nil {
-		return "", err
-	}
-	dir, err := os.MkdirTemp("", "flotilla-bin-")
-	if err != nil {
-		return "", err
-	}
-	for _, svc := range []string{"planner", "actuator", "watcher"} {
-		cmd := exec.CommandContext(ctx, "go", "build", "-o", filepath.Join(dir, svc), "./cmd/"+svc)
-		cmd.Dir = filepath.Join(root, "services", svc)
-		if out, err := cmd.CombinedOutput(); err != nil {
-			return "", fmt.Errorf("build %s: %w\n%s", svc, err, out)
-		}
-	}
-	return dir, nil
 }

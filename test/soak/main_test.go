@@ -16,8 +16,6 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strconv"
 	"testing"
 	"time"
@@ -65,7 +63,7 @@ func run(m *testing.M) int {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
 	defer cancel()
-	bin, err := binaries(ctx)
+	bin, err := localenv.FlotillaBinaries(ctx, "")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "soak:", err)
 		return 1
@@ -89,28 +87,4 @@ func run(m *testing.M) int {
 	}
 	code = m.Run()
 	return code
-}
-
-// binaries returns the directory with planner, actuator and watcher:
-// $FLOTILLA_BIN (make soak builds them there), else a fresh build.
-func binaries(ctx context.Context) (string, error) {
-	if dir := os.Getenv("FLOTILLA_BIN"); dir != "" {
-		return dir, nil
-	}
-	root, err := localenv.RepoRoot()
-	if err != nil {
-		return "", err
-	}
-	dir, err := os.MkdirTemp("", "flotilla-bin-")
-	if err != nil {
-		return "", err
-	}
-	for _, svc := range []string{"planner", "actuator", "watcher"} {
-		cmd := exec.CommandContext(ctx, "go", "build", "-o", filepath.Join(dir, svc), "./cmd/"+svc)
-		cmd.Dir = filepath.Join(root, "services", svc)
-		if out, err := cmd.CombinedOutput(); err != nil {
-			return "", fmt.Errorf("build %s: %w\n%s", svc, err, out)
-		}
-	}
-	return dir, nil
 }

@@ -249,7 +249,7 @@ func serve(ctx context.Context, f flags, logger *slog.Logger) error {
 		go metrics.WatchLaunches(ctx, c, time.Second)
 		// Leader or standby, keep the catalogue fresh: a standby that takes
 		// over then streams at once, even while the actuator fails over too.
-		go keepCatalog(ctx, f, logger, c, actuatorv1.NewActuatorClient(catalogConn))
+		go actuation.RefreshCatalog(ctx, actuatorv1.NewActuatorClient(catalogConn), c, f.catalogRefresh, logger)
 		lead := func(ctx context.Context) {
 			streamWhileLeading(ctx, f, logger, c, events, plannerConn, actuatorConn, active, setReady)
 		}
@@ -305,26 +305,6 @@ func streamWhileLeading(ctx context.Context, f flags, logger *slog.Logger, c *cl
 	g.Go(func() error { return fwd.Run(ctx) })
 	g.Go(func() error { return client.Run(ctx) })
 	_ = g.Wait()
-}
-
-// keepCatalog fetches the instance catalogue from the actuator now (until
-// it succeeds) and then every --catalog-refresh until ctx ends.
-func keepCatalog(ctx context.Context, f flags, logger *slog.Logger, c *cluster.Cluster, actuator actuatorv1.ActuatorClient) {
-	// Until the first fetch succeeds (the actuator may be starting or
-	// failing over), try again every couple of seconds.
-	for {
-		err := actuation.FetchCatalog(ctx, actuator, c, f.initialCatalogW)
-		if err == nil || ctx.Err() != nil {
-			break
-		}
-		logger.Warn("catalog_fetch_failed", "error", err.Error())
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(2 * time.Second):
-		}
-	}
-	actuation.RefreshCatalog(ctx, actuator, c, f.catalogRefresh, logger)
 }
 
 // activeStream is the planner stream of this replica, nil while it does

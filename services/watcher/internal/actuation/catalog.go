@@ -34,11 +34,13 @@ func FetchCatalog(ctx context.Context, actuator Catalog, sink CatalogSink, timeo
 	return nil
 }
 
-// RefreshCatalog fetches the catalogue every interval until ctx is done
-// (prices and capacity errors change); a failed fetch keeps the last one and
-// is retried sooner.
+// RefreshCatalog fetches the catalogue now and then every interval until
+// ctx is done (prices and capacity errors change). A failed fetch keeps the
+// last one and is retried sooner: every 2 s until the first success (the
+// actuator may be starting or failing over), every 15 s after.
 func RefreshCatalog(ctx context.Context, actuator Catalog, sink CatalogSink, interval time.Duration, logger *slog.Logger) {
-	wait := interval
+	var wait time.Duration
+	fetched := false
 	for {
 		select {
 		case <-ctx.Done():
@@ -51,8 +53,12 @@ func RefreshCatalog(ctx context.Context, actuator Catalog, sink CatalogSink, int
 			}
 			logger.Warn("catalog_refresh_failed", "error", err.Error())
 			wait = min(interval, 15*time.Second)
+			if !fetched {
+				wait = min(interval, 2*time.Second)
+			}
 			continue
 		}
+		fetched = true
 		wait = interval
 	}
 }
