@@ -97,11 +97,12 @@ e2e: controlplane jaeger build ## end-to-end tests: real apiserver, scheduler, k
 	cd test && FLOTILLA_BIN=$(BIN) go test -count=1 -timeout $(E2E_TIMEOUT) ./e2e/...
 
 CHAOS_SEED ?= 1
+CHAOS_VICTIMS ?=
 CHAOS_RUNS ?= 100
 
 .PHONY: chaos
 chaos: controlplane build ## fault injection: kill -9 each service at each step of scale-ups and consolidations ($(CHAOS_RUNS) runs, seed $(CHAOS_SEED)), apiserver/planner/moto faults; prints the invariant table (~45-60 min)
-	cd test && FLOTILLA_BIN=$(BIN) go test -count=1 -timeout 150m -run '^TestChaos$$' -v ./chaos/ -args -chaos.runs=$(CHAOS_RUNS) -chaos.seed=$(CHAOS_SEED)
+	cd test && FLOTILLA_BIN=$(BIN) go test -count=1 -timeout 150m -run '^TestChaos$$' -v ./chaos/ -args -chaos.runs=$(CHAOS_RUNS) -chaos.seed=$(CHAOS_SEED) -chaos.victims=$(CHAOS_VICTIMS)
 
 SOAK_DURATION ?= 30m
 SOAK_MAX_PODS ?= 2000

@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -16,6 +17,7 @@ var (
 	seed      = flag.Uint64("chaos.seed", 1, "seed of the fault schedule")
 	runs      = flag.Int("chaos.runs", 0, "TestChaos: number of kill -9 runs (0 skips it; make chaos runs 100)")
 	infraOnly = flag.Bool("chaos.infra-only", false, "TestChaos: only the infrastructure faults")
+	victims   = flag.String("chaos.victims", "", "TestChaos: comma-separated services to kill (planner, actuator, watcher); empty: all")
 )
 
 // TestChaosShort is the version of `make test`: each service killed once at
@@ -37,7 +39,17 @@ func TestChaos(t *testing.T) {
 	case *infraOnly:
 		runSchedule(t, Schedule(*seed, 0, true))
 	case *runs > 0:
-		runSchedule(t, Schedule(*seed, *runs, true))
+		var only []string
+		for v := range strings.SplitSeq(*victims, ",") {
+			if v = strings.TrimSpace(v); v == "" {
+				continue
+			}
+			if !slices.Contains(Services, v) {
+				t.Fatalf("-chaos.victims: unknown service %q (want one of %v)", v, Services)
+			}
+			only = append(only, v)
+		}
+		runSchedule(t, Schedule(*seed, *runs, len(only) == 0, only...))
 	default:
 		t.Skip("run with -chaos.runs=N (make chaos) or -chaos.infra-only")
 	}

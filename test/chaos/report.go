@@ -21,13 +21,17 @@ type CyclePlan struct {
 // steps, half at consolidation steps), every (service, step) pair drawn in
 // turn in an order shuffled by seed, followed by the infrastructure faults:
 // kube-apiserver killed at a random step of each half, the planner away,
-// moto restarted.
-func Schedule(seed uint64, kills int, infra bool) []CyclePlan {
+// moto restarted. victims, when not empty, limits the kills to those
+// services (to look again at one of them after a fix, say).
+func Schedule(seed uint64, kills int, infra bool, victims ...string) []CyclePlan {
+	if len(victims) == 0 {
+		victims = Services
+	}
 	rng := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
 	draw := func(steps []Step, n int) []*Run {
 		var pairs []Run
 		for _, s := range steps {
-			for _, v := range Services {
+			for _, v := range victims {
 				pairs = append(pairs, Run{Fault: Kill, Victim: v, Step: s})
 			}
 		}

@@ -60,6 +60,7 @@ func dial(target string, creds credentials.TransportCredentials, extra ...grpc.D
 		grpc.WithTransportCredentials(creds),
 		grpc.WithStatsHandler(otelgrpc.NewClientHandler()),
 		grpc.WithDefaultCallOptions(
+			grpc.ForceCodecV2(newMessageCodec()),
 			grpc.MaxCallRecvMsgSize(DefaultMaxMessageBytes),
 			grpc.MaxCallSendMsgSize(DefaultMaxMessageBytes),
 		),

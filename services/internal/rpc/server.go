@@ -1,6 +1,7 @@
 // Package rpc builds the gRPC servers and clients of Flotilla's services with
 // the same defaults everywhere: slog request logging, panic recovery,
 // protovalidate request validation (InvalidArgument naming the field),
+// InvalidArgument for request bytes that do not decode,
 // OpenTelemetry stats handlers, grpc.health.v1, server reflection, message
 // size limits and graceful stop.
 package rpc
@@ -79,13 +80,16 @@ func NewServer(opts ServerOptions) (*Server, error) {
 		grpc.ChainUnaryInterceptor(
 			logging.UnaryServerInterceptor(slogAdapter(logger), logOpts...),
 			recovery.UnaryServerInterceptor(recoverOpts...),
+			undecodableUnary,
 			grpcvalidate.UnaryServerInterceptor(validator),
 		),
 		grpc.ChainStreamInterceptor(
 			logging.StreamServerInterceptor(slogAdapter(logger), logOpts...),
 			recovery.StreamServerInterceptor(recoverOpts...),
+			undecodableStream,
 			grpcvalidate.StreamServerInterceptor(validator),
 		),
+		grpc.ForceServerCodecV2(requestCodec{newMessageCodec()}),
 		grpc.MaxRecvMsgSize(maxBytes),
 		grpc.MaxSendMsgSize(maxBytes),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),

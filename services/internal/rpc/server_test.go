@@ -154,3 +154,59 @@ func TestServeStopsOnCancel(t *testing.T) {
 		t.Fatal("Serve did not return after cancel")
 	}
 }
+
+// wireBytes sends a request's bytes as they are, as a hostile or broken
+// client could.
+type wireBytes struct{}
+
+func (wireBytes) Marshal(v any) ([]byte, error) { return *(v.(*[]byte)), nil }
+func (wireBytes) Unmarshal(data []byte, v any) error {
+	*(v.(*[]byte)) = append([]byte(nil), data...)
+	return nil
+}
+func (wireBytes) Name() string { return "proto" }
+
+// TestUndecodableRequests: bytes that are not the method's message are the
+// caller's fault, InvalidArgument, on unary and streaming methods alike,
+// and the server goes on serving.
+func TestUndecodableRequests(t *testing.T) {
+	conn := startServer(t)
+	ctx := context.Background()
+	// Field 1 (snapshot) as a length-delimited field that claims 100 bytes
+	// and has 1; then a field of wire type 7, which does not exist.
+	for name, data := range map[string][]byte{"truncated field": {0x0a, 0x64, 0x01}, "bad wire type": {0x0f}} {
+		t.Run("unary "+name, func(t *testing.T) {
+			var out []byte
+			err := conn.Invoke(ctx, "/flotilla.planner.v1.Planner/Plan", &data, &out, grpc.ForceCodec(wireBytes{}))
+			if status.Code(err) != codes.InvalidArgument || !strings.Contains(err.Error(), "does not decode") {
+				t.Fatalf("Plan(%x) = %v, want InvalidArgument: does not decode", data, err)
+			}
+		})
+	}
+	t.Run("stream", func(t *testing.T) {
+		desc := &grpc.StreamDesc{ServerStreams: true, ClientStreams: true}
+		stream, err := conn.NewStream(ctx, desc, "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo", grpc.ForceCodec(wireBytes{}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		bad := []byte{0x0f}
+		if err := stream.SendMsg(&bad); err != nil {
+			t.Fatal(err)
+		}
+		var out []byte
+		err = stream.RecvMsg(&out)
+		if status.Code(err) != codes.InvalidArgument {
+			t.Fatalf("ServerReflectionInfo(%x) = %v, want InvalidArgument", bad, err)
+		}
+	})
+	t.Run("server still serves", func(t *testing.T) {
+		if _, err := plannerv1.NewPlannerClient(conn).Plan(ctx, &plannerv1.PlanRequest{Snapshot: &clusterv1.Snapshot{}}); err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		undecodable.Range(func(any, any) bool { n++; return true })
+		if n != 0 {
+			t.Errorf("%d decode errors left behind (a leak)", n)
+		}
+	})
+}

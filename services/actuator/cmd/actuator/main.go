@@ -239,6 +239,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 		_ = g.Wait()
 		return 1
 	}
+	// The catalogue (read-only EC2 calls) is built at once, standby or not:
+	// a replica that takes over, or a leader restarted after a crash, has it
+	// ready by the time it holds the lease, so its first launch does not
+	// wait for a build.
+	g.Go(func() error { return catalog.Run(gctx) })
 	// A standby waits here, ready and serving health and metrics, until it
 	// leads; only the leader runs what follows.
 	if err := sv.elect(gctx, g, kube, f.clusterName, srv, logger); err != nil {
@@ -252,7 +257,6 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	g.Go(func() error { return claims.Run(gctx) })
-	g.Go(func() error { return catalog.Run(gctx) })
 	g.Go(func() error { return collector.Run(gctx) })
 	g.Go(func() error { return resolver.RunStatus(gctx, classes, crd, f.nodeClassInterval, logger) })
 	g.Go(func() error {

@@ -32,7 +32,6 @@ const DefaultRefresh = 10 * time.Minute
 
 // EC2API is exactly the part of the EC2 API the catalogue calls.
 type EC2API interface {
-	DescribeInstanceTypes(ctx context.Context, in *ec2.DescribeInstanceTypesInput, opts ...func(*ec2.Options)) (*ec2.DescribeInstanceTypesOutput, error)
 	DescribeInstanceTypeOfferings(ctx context.Context, in *ec2.DescribeInstanceTypeOfferingsInput, opts ...func(*ec2.Options)) (*ec2.DescribeInstanceTypeOfferingsOutput, error)
 	DescribeSpotPriceHistory(ctx context.Context, in *ec2.DescribeSpotPriceHistoryInput, opts ...func(*ec2.Options)) (*ec2.DescribeSpotPriceHistoryOutput, error)
 	DescribeAvailabilityZones(ctx context.Context, in *ec2.DescribeAvailabilityZonesInput, opts ...func(*ec2.Options)) (*ec2.DescribeAvailabilityZonesOutput, error)
@@ -59,14 +58,17 @@ type CatalogOptions struct {
 	Logger  *slog.Logger
 }
 
-// Catalog is the region's instance catalogue as EC2 describes it, priced.
-// Instance types come from DescribeInstanceTypes, the zones each is offered
-// in from DescribeInstanceTypeOfferings, spot prices from
-// DescribeSpotPriceHistory and on-demand prices from the Price List API; the
-// embedded catalogue supplies labels, pod capacity and any price that is
-// missing or implausible (price_source says which). Instance types the
-// embedded catalogue does not know are left out. It is safe for concurrent
-// use.
+// Catalog is the region's instance catalogue as EC2 offers it, priced. The
+// instance types and the zones each is offered in come from
+// DescribeInstanceTypeOfferings, spot prices from DescribeSpotPriceHistory
+// and on-demand prices from the Price List API; the embedded catalogue
+// supplies the specs (capacity, labels, pod limits, whether EC2 sells the
+// type as spot) and any price that is missing or implausible (price_source
+// says which). Instance types the embedded catalogue does not know are left
+// out. DescribeInstanceTypes is not called: everything it would add is in
+// the embedded specs, and it is by far the slowest call of a build (seconds
+// on moto), which a restarted actuator would wait for before its first
+// launch. It is safe for concurrent use.
 type Catalog struct {
 	ec2  EC2API
 	opts CatalogOptions
@@ -211,7 +213,6 @@ func (c *Catalog) rebuild(ctx context.Context) error {
 }
 
 type ec2Facts struct {
-	spot    map[string]bool     // instance type → sold as spot
 	zones   map[string][]string // instance type → zones offered
 	zoneIDs map[string]string
 	spotUSD map[[2]string]float64 // (type, zone) → latest spot price
@@ -243,6 +244,7 @@ func (c *Catalog) build(ctx context.Context) ([]*clusterv1.InstanceType, error) 
 		if !ok {
 			continue
 		}
+		spot := soldAsSpot(it)
 		odPrice, odSource := base, catalog.PriceSourceEmbedded
 		if p, ok := onDemand[it.Name]; ok && p > 0 {
 			odPrice, odSource = p, PriceSourcePricingAPI
@@ -253,7 +255,7 @@ func (c *Catalog) build(ctx context.Context) ([]*clusterv1.InstanceType, error) 
 				Zone: z, ZoneId: facts.zoneIDs[z], CapacityType: catalog.CapacityTypeOnDemand,
 				PricePerHour: odPrice, Available: true, PriceSource: odSource,
 			})
-			if !facts.spot[it.Name] {
+			if !spot {
 				continue
 			}
 			price, source := facts.spotUSD[[2]string{it.Name, z}], PriceSourceSpotHistory
@@ -281,6 +283,14 @@ func PlausibleSpotPrice(spot, onDemand float64) bool {
 	return spot > 0 && onDemand > 0 && spot <= onDemand && spot >= onDemand*0.05
 }
 
+// soldAsSpot reports whether the embedded catalogue has spot offerings for
+// the type (EC2 lists spot among its supported usage classes).
+func soldAsSpot(it *clusterv1.InstanceType) bool {
+	return slices.ContainsFunc(it.Offerings, func(o *clusterv1.Offering) bool {
+		return o.CapacityType == catalog.CapacityTypeSpot
+	})
+}
+
 func embeddedOnDemand(it *clusterv1.InstanceType) (float64, bool) {
 	for _, o := range it.Offerings {
 		if o.CapacityType == catalog.CapacityTypeOnDemand && o.PricePerHour > 0 {
@@ -291,17 +301,7 @@ func embeddedOnDemand(it *clusterv1.InstanceType) (float64, bool) {
 }
 
 func (c *Catalog) describe(ctx context.Context) (*ec2Facts, error) {
-	f := &ec2Facts{spot: map[string]bool{}, zones: map[string][]string{}, zoneIDs: map[string]string{}, spotUSD: map[[2]string]float64{}}
-	tp := ec2.NewDescribeInstanceTypesPaginator(c.ec2, &ec2.DescribeInstanceTypesInput{})
-	for tp.HasMorePages() {
-		page, err := tp.NextPage(ctx)
-		if err != nil {
-			return nil, fmt.Errorf("describe instance types: %w", err)
-		}
-		for _, it := range page.InstanceTypes {
-			f.spot[string(it.InstanceType)] = slices.Contains(it.SupportedUsageClasses, ec2types.UsageClassTypeSpot)
-		}
-	}
+	f := &ec2Facts{zones: map[string][]string{}, zoneIDs: map[string]string{}, spotUSD: map[[2]string]float64{}}
 	op := ec2.NewDescribeInstanceTypeOfferingsPaginator(c.ec2, &ec2.DescribeInstanceTypeOfferingsInput{
 		LocationType: ec2types.LocationTypeAvailabilityZone,
 	})
@@ -312,9 +312,6 @@ func (c *Catalog) describe(ctx context.Context) (*ec2Facts, error) {
 		}
 		for _, o := range page.InstanceTypeOfferings {
 			name := string(o.InstanceType)
-			if _, known := f.spot[name]; !known {
-				continue
-			}
 			f.zones[name] = append(f.zones[name], aws.ToString(o.Location))
 		}
 	}

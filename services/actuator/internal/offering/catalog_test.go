@@ -10,19 +10,20 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 )
 
-// countingEC2 counts catalogue builds (first pages of DescribeInstanceTypes)
-// and holds the first one until release is closed.
+// countingEC2 counts catalogue builds (first pages of
+// DescribeInstanceTypeOfferings) and holds the first one until release is
+// closed.
 type countingEC2 struct {
 	*ec2.Client
 	builds  atomic.Int32
 	release chan struct{}
 }
 
-func (c *countingEC2) DescribeInstanceTypes(ctx context.Context, in *ec2.DescribeInstanceTypesInput, opts ...func(*ec2.Options)) (*ec2.DescribeInstanceTypesOutput, error) {
+func (c *countingEC2) DescribeInstanceTypeOfferings(ctx context.Context, in *ec2.DescribeInstanceTypeOfferingsInput, opts ...func(*ec2.Options)) (*ec2.DescribeInstanceTypeOfferingsOutput, error) {
 	if in.NextToken == nil && c.builds.Add(1) == 1 {
 		<-c.release
 	}
-	return c.Client.DescribeInstanceTypes(ctx, in, opts...)
+	return c.Client.DescribeInstanceTypeOfferings(ctx, in, opts...)
 }
 
 // TestCallersShareABuildUnderWay: callers that need the catalogue while it

@@ -144,6 +144,28 @@ func TestCatalogOnMoto(t *testing.T) {
 			t.Errorf("m5.large on-demand = %v from %s, want 0.096 from %s", o.Price, o.Source, PriceSourcePricingAPI)
 		}
 	}
+	// Spot offerings exactly for the types EC2 sells as spot (the embedded
+	// specs' supported usage classes; DescribeInstanceTypes is not called).
+	embedded, err := catalog.Region("us-east-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	embeddedSpot := map[string]bool{}
+	for _, it := range embedded {
+		embeddedSpot[it.Name] = soldAsSpot(it)
+	}
+	onDemandOnly := 0
+	for _, it := range types {
+		if soldAsSpot(it) != embeddedSpot[it.Name] {
+			t.Errorf("%s: spot offerings %v, but EC2 sells it as spot: %v", it.Name, soldAsSpot(it), embeddedSpot[it.Name])
+		}
+		if !embeddedSpot[it.Name] {
+			onDemandOnly++
+		}
+	}
+	if onDemandOnly == 0 {
+		t.Error("no on-demand-only instance type in the catalogue (hpc6a.48xlarge, say): the spot check above tests nothing")
+	}
 	if it, ok, err := c.Get(ctx, "t3.medium"); err != nil || !ok || it.Capacity.Pods != 17 || it.Arch != "amd64" {
 		t.Errorf("Get(t3.medium) = %v %v %v, want amd64 with 17 pods", it, ok, err)
 	}

@@ -50,6 +50,10 @@ import (
 //     pod's creation (as a separate watch saw it) to the Execute call that
 //     launched for it, on the default batching timings.
 //
+// With FLOTILLA_LOAD_PROFILE=<dir> the watcher serves pprof and the test
+// saves a heap profile after the snapshots and a CPU profile of the churn
+// there (go tool pprof <dir>/churn-cpu.pprof).
+//
 // It fails when the watcher loses changes, launches for a pod twice or
 // misses one, or when its memory passes 300 MiB; speed figures are
 // reported with the machine's load, not asserted.
@@ -147,11 +151,16 @@ func TestLoad(t *testing.T) {
 	plannerSrv := serveGRPC(t, "127.0.0.1:0", func(s *grpc.Server) { plannerv1.RegisterPlannerServer(s, planner) })
 	actuatorSrv := serveGRPC(t, "127.0.0.1:0", func(s *grpc.Server) { actuatorv1.RegisterActuatorServer(s, actuator) })
 	listen := freeAddr(t)
+	argv := []string{bin, "--kubeconfig=" + env.Kubeconfig, "--listen=" + listen, "--planner-addr=" + plannerSrv.addr,
+		"--actuator-addr=" + actuatorSrv.addr, "--leader-elect=false", "--cluster-name=load", "--log-format=json", "--log-level=info"}
+	prof := newProfiler(t, os.Getenv("FLOTILLA_LOAD_PROFILE"))
+	if prof != nil {
+		argv = append(argv, "--pprof-addr="+prof.addr)
+	}
 	start = time.Now()
 	if err := env.StartProcess(ctx, localenv.Process{
-		Name: "watcher",
-		Argv: []string{bin, "--kubeconfig=" + env.Kubeconfig, "--listen=" + listen, "--planner-addr=" + plannerSrv.addr,
-			"--actuator-addr=" + actuatorSrv.addr, "--leader-elect=false", "--cluster-name=load", "--log-format=json", "--log-level=info"},
+		Name:         "watcher",
+		Argv:         argv,
 		Ready:        healthy(listen, "liveness"),
 		ReadyTimeout: time.Minute,
 	}); err != nil {
@@ -210,15 +219,18 @@ func TestLoad(t *testing.T) {
 	r.add("snapshot build (reconnect)", fmt.Sprintf("%d objects", resent.objects), resent.build, "≤ 1s")
 	rss, hwm = mem.now(t)
 	r.add("RSS after snapshots", "", fmt.Sprintf("%s (peak %s)", mib(rss), mib(hwm)), "≤ 300 MiB")
+	prof.save(t, "heap", "heap.pprof")
 
 	// CPU: idle, then 100 pod changes a second.
 	time.Sleep(5 * time.Second)
 	r.add("CPU idle", "30s, no changes", cpuOver(t, pid, 30*time.Second, nil), "")
 	_, _, before := planner.received()
 	var res churnResult
+	cpuProfile := prof.cpu(t, size.churnFor-5*time.Second, "churn-cpu.pprof")
 	cpu := cpuOver(t, pid, size.churnFor, func(ctx context.Context) {
 		res = churn(ctx, clients, podAt, size)
 	})
+	cpuProfile()
 	r.add("CPU at 100 pod changes/s", fmt.Sprintf("%s: %s", size.churnFor, res), cpu, "≤ 10% of a core")
 	eventually(t, time.Minute, func() error {
 		// Every change that alters the model reaches the planner; status

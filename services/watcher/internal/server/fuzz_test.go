@@ -52,8 +52,8 @@ func (s *syncBuffer) String() string {
 }
 
 // FuzzSnapshot sends arbitrary bytes as a SnapshotRequest through
-// Flotilla's gRPC server: bytes that do not decode are refused by gRPC
-// itself; a request that decodes gets the picture (pending pods only when
+// Flotilla's gRPC server: bytes that do not decode are InvalidArgument
+// before any handler sees them; a request that decodes gets the picture (pending pods only when
 // asked), never a panic or Internal.
 func FuzzSnapshot(f *testing.F) {
 	for _, r := range []*watcherv1.SnapshotRequest{{}, {PendingOnly: true}} {
@@ -113,8 +113,8 @@ func FuzzSnapshot(f *testing.F) {
 				t.Fatalf("oversized request: %v, want ResourceExhausted", err)
 			}
 		case !decodes:
-			if code != codes.Internal || !strings.Contains(status.Convert(err).Message(), "unmarshal") {
-				t.Fatalf("undecodable request: %v, want gRPC's unmarshal error", err)
+			if code != codes.InvalidArgument || !strings.Contains(status.Convert(err).Message(), "does not decode") {
+				t.Fatalf("undecodable request: %v, want InvalidArgument", err)
 			}
 		case code == codes.OK:
 			resp := &watcherv1.SnapshotResponse{}
