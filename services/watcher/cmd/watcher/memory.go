@@ -9,11 +9,14 @@ import (
 )
 
 // defaultMemoryLimit is the Go runtime's soft memory limit unless
-// --memory-limit or GOMEMLIMIT says otherwise: the caches of 5,000 nodes and
-// 100,000 pods hold about a third of it, and the rest is room for a
-// snapshot being sent. A larger cluster needs a larger limit (the deploy
-// manifests set GOMEMLIMIT from the container's memory limit).
-const defaultMemoryLimit = "250Mi"
+// --memory-limit or GOMEMLIMIT says otherwise. The runtime lets the heap
+// grow to the limit before it collects, and the process's RSS is the heap
+// plus about 50 MiB (code, stacks, the collector's own), so the limit sets
+// the watcher's RSS: at 5,000 nodes and 100,000 pods the caches hold about
+// 140 MiB, and the rest is room for a snapshot being sent and for the
+// collector to run seldom. A larger cluster needs a larger limit (the
+// deploy manifests set GOMEMLIMIT from the container's memory limit).
+const defaultMemoryLimit = "220Mi"
 
 // setMemoryLimit applies the soft memory limit (a quantity such as "250Mi";
 // "0" leaves the heap to GOGC alone). Without it the heap may grow to twice

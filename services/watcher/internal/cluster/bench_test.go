@@ -231,3 +231,30 @@ func BenchmarkTransformPod(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkTransformPodUpdate is the same for an update that leaves the
+// model as it was (a status change the planner does not read), the most
+// common pod event: the cached version's model is reused.
+func BenchmarkTransformPodUpdate(b *testing.B) {
+	pods := make([]*corev1.Pod, 1000)
+	cached := map[string]*cachedPod{}
+	for i := range pods {
+		pods[i] = benchPod(i, "node-1")
+		o, err := transformPod(pods[i].DeepCopy())
+		if err != nil {
+			b.Fatal(err)
+		}
+		cached[pods[i].Namespace+"/"+pods[i].Name] = o.(*cachedPod)
+	}
+	transform := podTransform(func(k string) *cachedPod { return cached[k] })
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		p := pods[i%len(pods)].DeepCopy()
+		i++
+		p.ResourceVersion = fmt.Sprint(i)
+		if _, err := transform(p); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -76,7 +76,7 @@ func newInformers(client kubernetes.Interface, dyn dynamic.Interface, logger *sl
 		inf cache.SharedIndexInformer
 		fn  cache.TransformFunc
 	}{
-		{inf.pods, transformPod}, {inf.nodes, transformNode}, {inf.daemonSets, transformDaemonSet},
+		{inf.pods, podTransform(func(k string) *cachedPod { p, _ := get(inf.pods, k).(*cachedPod); return p })}, {inf.nodes, transformNode}, {inf.daemonSets, transformDaemonSet},
 		{inf.pdbs, transformMeta}, {inf.pvcs, transformPVC}, {inf.pvs, transformPV}, {inf.storageClasses, transformStorageClass},
 		{inf.csiNodes, transformCSINode},
 	} {

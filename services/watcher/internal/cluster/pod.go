@@ -8,6 +8,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/cache"
 )
 
 // cachedPod is what the pod cache holds instead of a *corev1.Pod: the pod's
@@ -55,24 +56,42 @@ func (p *cachedPod) GetObjectMeta() metav1.Object {
 }
 
 // transformPod converts a pod into its cached form.
-func transformPod(obj any) (any, error) {
-	p, ok := obj.(*corev1.Pod)
-	if !ok {
-		return obj, nil
-	}
-	cp := &cachedPod{
-		resourceVersion: p.ResourceVersion,
-		claims:          snapshot.VolumeClaims(p),
-		finished:        snapshot.Finished(p),
-	}
-	cp.model, cp.err = snapshot.Pod(p, snapshot.Lookup{})
-	if cp.err != nil {
-		cp.model = &clusterv1.Pod{Namespace: p.Namespace, Name: p.Name, Uid: string(p.UID)}
+func transformPod(obj any) (any, error) { return podTransform(nil)(obj) }
+
+// podTransform returns the pod cache's transform. cached, when not nil,
+// returns the pod's version in the cache: an update whose model is the
+// cached one's (most updates: status heartbeats, conditions the planner
+// does not read; told by the fingerprint, as deltas tell changes) reuses
+// its model and shared parts: one encoding of the pod instead of three (the
+// fingerprint and interning two parts), and nothing new that lives on.
+func podTransform(cached func(key string) *cachedPod) cache.TransformFunc {
+	return func(obj any) (any, error) {
+		p, ok := obj.(*corev1.Pod)
+		if !ok {
+			return obj, nil
+		}
+		cp := &cachedPod{
+			resourceVersion: p.ResourceVersion,
+			claims:          snapshot.VolumeClaims(p),
+			finished:        snapshot.Finished(p),
+		}
+		cp.model, cp.err = snapshot.Pod(p, snapshot.Lookup{})
+		if cp.err != nil {
+			cp.model = &clusterv1.Pod{Namespace: p.Namespace, Name: p.Name, Uid: string(p.UID)}
+			return cp, nil
+		}
+		// The fingerprint is the same before and after sharing: sharing
+		// swaps parts for equal ones.
+		cp.fingerprint = fingerprint(cp.model)
+		if cached != nil {
+			if old := cached(p.Namespace + "/" + p.Name); old != nil && old.err == nil && old.fingerprint == cp.fingerprint {
+				cp.model, cp.labels, cp.spec = old.model, old.labels, old.spec
+				return cp, nil
+			}
+		}
+		cp.labels, cp.spec = share(cp.model)
 		return cp, nil
 	}
-	cp.labels, cp.spec = share(cp.model)
-	cp.fingerprint = fingerprint(cp.model)
-	return cp, nil
 }
 
 // key is the pod's "namespace/name".

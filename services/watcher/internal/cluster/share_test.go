@@ -166,3 +166,37 @@ func TestShareCoversEveryPodField(t *testing.T) {
 		}
 	}
 }
+
+// TestPodUpdateReusesModel: an update the planner cannot see (a status
+// heartbeat) keeps the cached model itself; one it can see (a label, the
+// node) gets a new model with the change.
+func TestPodUpdateReusesModel(t *testing.T) {
+	cache := map[string]*cachedPod{}
+	transform := podTransform(func(k string) *cachedPod { return cache[k] })
+	p := replica(0, map[string]string{"app": "web"})
+	o, err := transform(p.DeepCopy())
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := o.(*cachedPod)
+	cache[p.Namespace+"/"+p.Name] = first
+
+	heartbeat := p.DeepCopy()
+	heartbeat.ResourceVersion = "2"
+	heartbeat.Status.Conditions = append(heartbeat.Status.Conditions, corev1.PodCondition{Type: "example.com/Probe", Status: corev1.ConditionTrue})
+	o, _ = transform(heartbeat)
+	if got := o.(*cachedPod); got.model != first.model || got.resourceVersion != "2" {
+		t.Errorf("status heartbeat: new model %v (resource version %q), want the cached one at version 2", got.model != first.model, got.resourceVersion)
+	}
+
+	relabelled := p.DeepCopy()
+	relabelled.Labels["tier"] = "front"
+	o, _ = transform(relabelled)
+	got := o.(*cachedPod)
+	if got.model == first.model || got.model.GetLabels()["tier"] != "front" || got.fingerprint == first.fingerprint {
+		t.Errorf("relabelled pod: model reused or label missing (labels %v)", got.model.GetLabels())
+	}
+	if first.model.GetLabels()["tier"] != "" {
+		t.Error("the cached model was modified")
+	}
+}
