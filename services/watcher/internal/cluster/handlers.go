@@ -14,7 +14,10 @@ import (
 // NodePool's readiness from its node class).
 func (c *Cluster) addHandlers() {
 	inf := c.inf
-	c.on(inf.pods, func(obj any) []key {
+	// One handler does all of a pod event's work: each handler is a
+	// listener with goroutines of its own to wake, per event, and pods
+	// change 100 times a second in a large cluster.
+	c.onPairs(inf.pods, func(obj any) []key {
 		k, err := cache.MetaNamespaceKeyFunc(obj)
 		if err != nil {
 			return nil
@@ -27,8 +30,7 @@ func (c *Cluster) addHandlers() {
 		if k, err := cache.MetaNamespaceKeyFunc(obj); err == nil {
 			c.noms.forget(k)
 		}
-	})
-	c.trackPodEvents()
+	}, c.notePodEvent)
 	c.on(inf.nodes, c.selfKey(kindNode), func(obj any) {
 		if k, err := cache.MetaNamespaceKeyFunc(obj); err == nil {
 			c.events.forget(k)
@@ -105,14 +107,27 @@ func (c *Cluster) addHandlers() {
 // every added, updated or deleted object; deleted is also called on
 // deletion.
 func (c *Cluster) on(inf cache.SharedIndexInformer, keys func(obj any) []key, deleted func(obj any)) {
+	c.onPairs(inf, keys, deleted, nil)
+}
+
+// onPairs is on, and pair (when not nil) is also called with the old and
+// new version of each event (nil for none).
+func (c *Cluster) onPairs(inf cache.SharedIndexInformer, keys func(obj any) []key, deleted func(obj any), pair func(old, cur any)) {
 	if inf == nil {
 		return
 	}
+	if pair == nil {
+		pair = func(any, any) {}
+	}
 	_, err := inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc: func(obj any) { c.tracker.mark(keys(obj)...) },
+		AddFunc: func(obj any) {
+			c.tracker.mark(keys(obj)...)
+			pair(nil, obj)
+		},
 		UpdateFunc: func(old, obj any) {
 			c.tracker.mark(keys(old)...)
 			c.tracker.mark(keys(obj)...)
+			pair(old, obj)
 		},
 		DeleteFunc: func(obj any) {
 			if t, ok := obj.(cache.DeletedFinalStateUnknown); ok {
@@ -123,6 +138,7 @@ func (c *Cluster) on(inf cache.SharedIndexInformer, keys func(obj any) []key, de
 				deleted(obj)
 			}
 			c.tracker.mark(ks...)
+			pair(obj, nil)
 		},
 	})
 	if err != nil {
@@ -178,32 +194,14 @@ func (c *Cluster) podsWithClaim(claim string) []key {
 	return keys
 }
 
-// trackPodEvents moves a node's pod clock when a pod is bound to it, leaves
+// notePodEvent moves a node's pod clock when a pod is bound to it, leaves
 // it or finishes on it, and marks the node changed so the planner sees the
 // new time.
-func (c *Cluster) trackPodEvents() {
-	if c.inf.pods == nil {
-		return
-	}
-	note := func(old, cur any) {
-		o, _ := old.(*cachedPod)
-		n, _ := cur.(*cachedPod)
-		if node, ok := podNodeEvent(o, n); ok {
-			c.events.record(node, c.now())
-			c.tracker.mark(key{kindNode, node})
-		}
-	}
-	_, err := c.inf.pods.AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc:    func(obj any) { note(nil, obj) },
-		UpdateFunc: note,
-		DeleteFunc: func(obj any) {
-			if t, ok := obj.(cache.DeletedFinalStateUnknown); ok {
-				obj = t.Obj
-			}
-			note(obj, nil)
-		},
-	})
-	if err != nil {
-		c.logger.Error("add_event_handler_failed", "error", err.Error())
+func (c *Cluster) notePodEvent(old, cur any) {
+	o, _ := old.(*cachedPod)
+	n, _ := cur.(*cachedPod)
+	if node, ok := podNodeEvent(o, n); ok {
+		c.events.record(node, c.now())
+		c.tracker.mark(key{kindNode, node})
 	}
 }
