@@ -13,10 +13,11 @@ import (
 // grow to the limit before it collects, and the process's RSS is the heap
 // plus about 50 MiB (code, stacks, the collector's own), so the limit sets
 // the watcher's RSS: at 5,000 nodes and 100,000 pods the caches hold about
-// 140 MiB, and the rest is room for a snapshot being sent and for the
-// collector to run seldom. A larger cluster needs a larger limit (the
-// deploy manifests set GOMEMLIMIT from the container's memory limit).
-const defaultMemoryLimit = "220Mi"
+// 140 MiB, and the rest is room for a snapshot being built and sent (with
+// less, 220Mi say, the collector runs through the first snapshot's build
+// and doubles its time). A larger cluster needs a larger limit (the deploy
+// manifests set GOMEMLIMIT from the container's memory limit).
+const defaultMemoryLimit = "250Mi"
 
 // setMemoryLimit applies the soft memory limit (a quantity such as "250Mi";
 // "0" leaves the heap to GOGC alone). Without it the heap may grow to twice

@@ -14,7 +14,7 @@ func TestSetMemoryLimit(t *testing.T) {
 		want             int64
 		wantErr          bool
 	}{
-		{name: "default", limit: defaultMemoryLimit, want: 220 << 20},
+		{name: "default", limit: defaultMemoryLimit, want: 250 << 20},
 		{name: "gigabytes", limit: "1Gi", want: 1 << 30},
 		{name: "none", limit: "0", want: math.MaxInt64},
 		{name: "GOMEMLIMIT wins", limit: "250Mi", env: "100MiB", want: math.MaxInt64},

@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime"
+	"runtime/debug"
 	"sync"
 	"time"
 
@@ -99,6 +100,11 @@ func (c *Cluster) Start(ctx context.Context) error {
 	c.synced = true
 	c.mu.Unlock()
 	go c.expireNominations(ctx)
+	// The initial lists leave garbage several times the size of the caches
+	// (every object as the API server sent it, before the transforms). It
+	// is collected and handed back to the OS now, once, rather than under
+	// the memory limit while the first snapshot is being built and sent.
+	debug.FreeOSMemory()
 	c.logger.Info("informers_synced", "pods", len(inf.pods.GetStore().ListKeys()), "nodes", len(inf.nodes.GetStore().ListKeys()))
 	return nil
 }
