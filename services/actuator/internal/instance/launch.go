@@ -123,12 +123,24 @@ func (p *Provider) Launch(ctx context.Context, req *LaunchRequest) (*Instance, e
 	}
 	var reasons []string
 	uncertain := 0
+	templatesRenewed := false
 	for {
 		batch := p.candidates(req)
 		if len(batch) == 0 {
 			return nil, &CapacityError{NodeClaim: req.NodeClaim, Reasons: append(reasons, p.skipped(req)...)}
 		}
 		inst, failed, err := p.createFleet(ctx, req, batch, templates)
+		if templateMissing(err) && !templatesRenewed {
+			// A launch template this process created is gone (deleted by
+			// hand, or the account's state lost): make them again, once.
+			templatesRenewed = true
+			p.log.InfoContext(ctx, "launch_templates_renewed", "nodeclaim", req.NodeClaim, "error", err.Error())
+			p.forgetTemplates(templates)
+			if templates, err = p.ensureTemplates(ctx, req); err != nil {
+				return nil, err
+			}
+			continue
+		}
 		if errors.Is(err, errOutcomeUnknown) && uncertain < maxUncertainAttempts-1 {
 			// The request may have launched the instance though its answer
 			// was lost: look for it before asking again (with the same
@@ -154,6 +166,22 @@ func (p *Provider) Launch(ctx context.Context, req *LaunchRequest) (*Instance, e
 			return inst, err
 		}
 		reasons = append(reasons, failed...)
+	}
+}
+
+// templateMissing reports whether EC2 refused a request because a launch
+// template it names does not exist.
+func templateMissing(err error) bool {
+	return isCode(err, "InvalidLaunchTemplateName.NotFoundException") || isCode(err, "InvalidLaunchTemplateId.NotFound")
+}
+
+// forgetTemplates drops launch templates from the cache of those known to
+// exist, so the next ensureTemplates looks for them (and makes them) again.
+func (p *Provider) forgetTemplates(templates map[offering.Key]string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, name := range templates {
+		delete(p.templates, name)
 	}
 }
 

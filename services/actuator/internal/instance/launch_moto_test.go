@@ -486,3 +486,41 @@ func TestLaunchRetriesThrottling(t *testing.T) {
 		t.Errorf("instances = %d, want 0", n)
 	}
 }
+
+// TestLaunchRenewsMissingTemplates: a launch template the actuator made is
+// gone from EC2 (deleted by hand, or the account's state lost) while the
+// actuator still counts on it. The next launch makes it again and
+// succeeds, rather than failing until the node class changes.
+func TestLaunchRenewsMissingTemplates(t *testing.T) {
+	e := newEnv(t, "renew")
+	ctx := t.Context()
+	if _, err := e.provider.Launch(ctx, e.request("renew-1", t3mediumA)); err != nil {
+		t.Fatal(err)
+	}
+	out, err := e.ec2.DescribeLaunchTemplates(ctx, &ec2.DescribeLaunchTemplatesInput{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(out.LaunchTemplates) == 0 {
+		t.Fatal("the first launch made no launch template")
+	}
+	for _, lt := range out.LaunchTemplates {
+		if _, err := e.ec2.DeleteLaunchTemplate(ctx, &ec2.DeleteLaunchTemplateInput{LaunchTemplateId: lt.LaunchTemplateId}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	inst, err := e.provider.Launch(ctx, e.request("renew-2", t3mediumA))
+	if err != nil {
+		t.Fatalf("launch after the template was deleted: %v", err)
+	}
+	if inst.Type != "t3.medium" {
+		t.Errorf("launched %s, want t3.medium", inst.Type)
+	}
+	out, err = e.ec2.DescribeLaunchTemplates(ctx, &ec2.DescribeLaunchTemplatesInput{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(out.LaunchTemplates) == 0 {
+		t.Error("no launch template after the launch: it was not made again")
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
@@ -160,5 +161,25 @@ func TestAliasParameter(t *testing.T) {
 	want := "/aws/service/eks/optimized-ami/1.33/amazon-linux-2023/arm64/standard/amazon-eks-node-al2023-arm64-standard-1.33-v20250101/image_id"
 	if err != nil || got != want {
 		t.Errorf("AliasParameter = %q, %v; want %q", got, err, want)
+	}
+}
+
+// TestNotReadyClassesAreResolvedSoon: while a node class is not ready (its
+// subnets gone after EC2 lost them, say), it is looked at again within
+// NotReadyRetry, not after the full interval; ready classes wait the
+// interval.
+func TestNotReadyClassesAreResolvedSoon(t *testing.T) {
+	for _, c := range []struct {
+		interval time.Duration
+		ready    bool
+		want     time.Duration
+	}{
+		{time.Minute, true, time.Minute},
+		{time.Minute, false, NotReadyRetry},
+		{5 * time.Second, false, 5 * time.Second},
+	} {
+		if got := nextResolve(c.interval, c.ready); got != c.want {
+			t.Errorf("nextResolve(%s, ready=%v) = %s, want %s", c.interval, c.ready, got, c.want)
+		}
 	}
 }

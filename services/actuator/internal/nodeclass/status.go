@@ -79,7 +79,8 @@ func (r *Resolver) Status(ctx context.Context, nc *awsv1.EC2NodeClass) (awsv1.EC
 }
 
 // RunStatus keeps the status of every EC2NodeClass in the informer's store
-// current: on every change and every interval. It blocks until ctx ends.
+// current: on every change and every interval (NotReadyRetry while one is
+// not ready). It blocks until ctx ends.
 func (r *Resolver) RunStatus(ctx context.Context, informer cache.SharedIndexInformer, w StatusWriter, interval time.Duration, log *slog.Logger) error {
 	if log == nil {
 		log = slog.Default()
@@ -100,7 +101,7 @@ func (r *Resolver) RunStatus(ctx context.Context, informer cache.SharedIndexInfo
 		return err
 	}
 	go informer.RunWithContext(ctx)
-	t := time.NewTicker(interval)
+	t := time.NewTimer(interval)
 	defer t.Stop()
 	for {
 		select {
@@ -109,6 +110,7 @@ func (r *Resolver) RunStatus(ctx context.Context, informer cache.SharedIndexInfo
 		case <-trigger:
 		case <-t.C:
 		}
+		allReady := true
 		for _, obj := range informer.GetStore().List() {
 			nc, ok := obj.(*awsv1.EC2NodeClass)
 			if !ok || nc.DeletionTimestamp != nil {
@@ -117,8 +119,12 @@ func (r *Resolver) RunStatus(ctx context.Context, informer cache.SharedIndexInfo
 			r.Forget(nc.Name)
 			st, err := r.Status(ctx, nc)
 			if err != nil {
+				allReady = false
 				log.WarnContext(ctx, "nodeclass_status_failed", "nodeclass", nc.Name, "error", err.Error())
 				continue
+			}
+			if !meta.IsStatusConditionTrue(st.Conditions, awsv1.ConditionTypeReady) {
+				allReady = false
 			}
 			if equality.Semantic.DeepEqual(st, nc.Status) {
 				continue
@@ -126,11 +132,34 @@ func (r *Resolver) RunStatus(ctx context.Context, informer cache.SharedIndexInfo
 			cp := nc.DeepCopy()
 			cp.Status = st
 			if _, err := w.UpdateEC2NodeClassStatus(ctx, cp); err != nil {
+				allReady = false
 				log.WarnContext(ctx, "nodeclass_status_failed", "nodeclass", nc.Name, "error", err.Error())
 				continue
 			}
 			log.InfoContext(ctx, "nodeclass_status_updated", "nodeclass", nc.Name,
 				"ready", meta.IsStatusConditionTrue(st.Conditions, awsv1.ConditionTypeReady))
 		}
+		if !t.Stop() {
+			select {
+			case <-t.C:
+			default:
+			}
+		}
+		t.Reset(nextResolve(interval, allReady))
 	}
+}
+
+// NotReadyRetry is how soon node classes are resolved again while one is
+// not ready: subnets, security groups or images that were missing a moment
+// ago (an account being set up, EC2 answering errors) hold back every
+// launch of the class, so they are looked for again well before the
+// interval.
+const NotReadyRetry = 10 * time.Second
+
+// nextResolve is the wait before the next resolution.
+func nextResolve(interval time.Duration, allReady bool) time.Duration {
+	if allReady {
+		return interval
+	}
+	return min(interval, NotReadyRetry)
 }
