@@ -36,7 +36,8 @@ func (c messageCodec) Marshal(v any) (mem.BufferSlice, error) {
 	if !ok || proto.Size(m) < unpooledFrom {
 		return c.inner.Marshal(v)
 	}
-	b, err := proto.Marshal(m)
+	// The sizes just computed are cached in the message: no second pass.
+	b, err := proto.MarshalOptions{UseCachedSize: true}.Marshal(m)
 	if err != nil {
 		return nil, err
 	}

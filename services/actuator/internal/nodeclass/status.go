@@ -139,12 +139,6 @@ func (r *Resolver) RunStatus(ctx context.Context, informer cache.SharedIndexInfo
 			log.InfoContext(ctx, "nodeclass_status_updated", "nodeclass", nc.Name,
 				"ready", meta.IsStatusConditionTrue(st.Conditions, awsv1.ConditionTypeReady))
 		}
-		if !t.Stop() {
-			select {
-			case <-t.C:
-			default:
-			}
-		}
 		t.Reset(nextResolve(interval, allReady))
 	}
 }
