@@ -162,11 +162,29 @@ func (p *Provider) Launch(ctx context.Context, req *LaunchRequest) (*Instance, e
 			}
 			continue
 		}
+		if err != nil && staleCodes[errorCode(err)] {
+			err = fmt.Errorf("%w: %w", ErrStaleResolution, err)
+		}
 		if err != nil || inst != nil {
 			return inst, err
 		}
 		reasons = append(reasons, failed...)
 	}
+}
+
+// ErrStaleResolution is wrapped by a launch error that says a subnet,
+// security group or image of the request's node class resolution no longer
+// exists in EC2 (deleted, or the account's state lost): the resolution is
+// stale, and resolving the node class again may mend it.
+var ErrStaleResolution = errors.New("the node class's resolved subnets, security groups or images are gone")
+
+// staleCodes are the EC2 error codes that mean a resolved id is gone.
+var staleCodes = map[string]bool{
+	"InvalidSubnetID.NotFound":        true,
+	"InvalidGroup.NotFound":           true,
+	"InvalidSecurityGroupID.NotFound": true,
+	"InvalidAMIID.NotFound":           true,
+	"InvalidAMIID.Unavailable":        true,
 }
 
 // templateMissing reports whether EC2 refused a request because a launch
@@ -400,11 +418,12 @@ func (p *Provider) createFleet(ctx context.Context, req *LaunchRequest, batch []
 	}
 
 	var reasons, other []string
-	marked := 0
+	marked, stale := 0, false
 	for _, fe := range out.Errors {
 		code := aws.ToString(fe.ErrorCode)
 		if !IsCapacityErrorCode(code) {
 			other = append(other, code+": "+aws.ToString(fe.ErrorMessage))
+			stale = stale || staleCodes[code]
 			continue
 		}
 		k := offering.Key{CapacityType: capacityType}
@@ -422,6 +441,9 @@ func (p *Provider) createFleet(ctx context.Context, req *LaunchRequest, batch []
 		marked++
 	}
 	if marked == 0 {
+		if stale {
+			return nil, nil, fmt.Errorf("launch %s: create fleet launched nothing: %w: %s", req.NodeClaim, ErrStaleResolution, strings.Join(other, "; "))
+		}
 		if len(other) > 0 {
 			return nil, nil, fmt.Errorf("launch %s: create fleet launched nothing: %s", req.NodeClaim, strings.Join(other, "; "))
 		}

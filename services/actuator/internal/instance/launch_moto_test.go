@@ -524,3 +524,34 @@ func TestLaunchRenewsMissingTemplates(t *testing.T) {
 		t.Error("no launch template after the launch: it was not made again")
 	}
 }
+
+// TestLaunchSaysWhenTheResolutionIsStale: EC2 refusing a launch because a
+// resolved subnet, security group or image is gone (as a request error or
+// as the fleet's per-override errors) is told apart from other failures,
+// so the caller resolves the node class again; other refusals are not.
+func TestLaunchSaysWhenTheResolutionIsStale(t *testing.T) {
+	faults := &fleetFaults{exhausted: map[string]string{}}
+	e := newEnv(t, "stale", faults.option)
+	ctx := t.Context()
+
+	gone := e.request("stale-subnet", t3mediumA)
+	resolved := *e.resolved
+	resolved.Subnets = slices.Clone(resolved.Subnets)
+	for i := range resolved.Subnets {
+		resolved.Subnets[i].ID = "subnet-0123456789abcdef0"
+	}
+	gone.Resolved = &resolved
+	if _, err := e.provider.Launch(ctx, gone); !errors.Is(err, ErrStaleResolution) {
+		t.Errorf("launch into a deleted subnet: error %v, want ErrStaleResolution", err)
+	}
+
+	for code, stale := range map[string]bool{"InvalidGroup.NotFound": true, "InvalidAMIID.NotFound": true, "InvalidParameterValue": false} {
+		faults.mu.Lock()
+		faults.exhausted["on-demand"] = code
+		faults.mu.Unlock()
+		_, err := e.provider.Launch(ctx, e.request("stale-"+strings.ToLower(strings.ReplaceAll(code, ".", "-")), t3mediumA))
+		if err == nil || errors.Is(err, ErrStaleResolution) != stale {
+			t.Errorf("fleet error %s: Launch error %v, want stale=%v", code, err, stale)
+		}
+	}
+}

@@ -60,13 +60,34 @@ func (c *Controller) launch(ctx context.Context, claim *karpv1.NodeClaim) (time.
 	if err != nil {
 		return 0, err
 	}
-	resolved, err := c.resolver.Resolve(ctx, class)
-	if errors.Is(err, nodeclass.ErrNotResolved) {
-		return c.launchFailed(ctx, claim, ReasonNodeClassNotReady, fmt.Sprintf("EC2NodeClass %s: %s", class.Name, err))
+	for fresh := false; ; fresh = true {
+		resolved, err := c.resolver.Resolve(ctx, class)
+		if errors.Is(err, nodeclass.ErrNotResolved) {
+			return c.launchFailed(ctx, claim, ReasonNodeClassNotReady, fmt.Sprintf("EC2NodeClass %s: %s", class.Name, err))
+		}
+		if err != nil {
+			return 0, err
+		}
+		wait, err := c.launchOn(ctx, claim, class, resolved)
+		if !errors.Is(err, instance.ErrStaleResolution) {
+			return wait, err
+		}
+		// A subnet, security group or image the class resolved to is gone
+		// (deleted, or the account rebuilt): resolve the class again now,
+		// not at the end of the cache's minute, and try once more.
+		c.resolver.Forget(class.Name)
+		c.resolver.Refresh()
+		if fresh {
+			return c.launchFailed(ctx, claim, ReasonLaunchFailed, err.Error())
+		}
+		c.log.InfoContext(ctx, "nodeclass_resolved_again", "nodeclaim", claim.Name, "nodeclass", class.Name, "error", err.Error())
 	}
-	if err != nil {
-		return 0, err
-	}
+}
+
+// launchOn launches the claim's instance with the node class resolved as
+// given. An error wrapping instance.ErrStaleResolution says the resolution
+// is out of date; the caller records it.
+func (c *Controller) launchOn(ctx context.Context, claim *karpv1.NodeClaim, class *awsv1.EC2NodeClass, resolved *nodeclass.Resolved) (time.Duration, error) {
 	offers, types, err := c.offerings(ctx, claim, resolved)
 	if err != nil {
 		return 0, err
@@ -101,6 +122,9 @@ func (c *Controller) launch(ctx context.Context, claim *karpv1.NodeClaim) (time.
 			return 0, derr
 		}
 		return 0, nil
+	}
+	if errors.Is(err, instance.ErrStaleResolution) {
+		return 0, err
 	}
 	if err != nil {
 		return c.launchFailed(ctx, claim, ReasonLaunchFailed, err.Error())

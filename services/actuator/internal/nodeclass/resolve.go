@@ -134,6 +134,8 @@ type Resolver struct {
 
 	mu    sync.Mutex
 	cache map[string]cached
+	// refresh asks RunStatus to resolve every node class now.
+	refresh chan struct{}
 }
 
 type cached struct {
@@ -145,7 +147,7 @@ type cached struct {
 // NewResolver returns a Resolver using the given clients.
 func NewResolver(ec2API EC2API, ssmAPI SSMAPI, opts Options) *Resolver {
 	r := &Resolver{ec2: ec2API, ssm: ssmAPI, prefix: opts.AMIParameterPrefix, k8s: opts.KubernetesVersion,
-		ttl: opts.CacheTTL, now: opts.Now, cache: map[string]cached{}}
+		ttl: opts.CacheTTL, now: opts.Now, cache: map[string]cached{}, refresh: make(chan struct{}, 1)}
 	if r.prefix == "" {
 		r.prefix = DefaultAMIParameterPrefix
 	}
@@ -195,6 +197,16 @@ func (r *Resolver) Forget(name string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	delete(r.cache, name)
+}
+
+// Refresh asks RunStatus to resolve every node class and update its status
+// now rather than at the next interval (a launch found a resolved id gone).
+// It does not wait.
+func (r *Resolver) Refresh() {
+	select {
+	case r.refresh <- struct{}{}:
+	default:
+	}
 }
 
 // Subnets returns the available subnets matching any term, sorted by id.

@@ -108,6 +108,7 @@ func (r *Resolver) RunStatus(ctx context.Context, informer cache.SharedIndexInfo
 		case <-ctx.Done():
 			return nil
 		case <-trigger:
+		case <-r.refresh:
 		case <-t.C:
 		}
 		allReady := true
