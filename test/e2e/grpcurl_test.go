@@ -70,7 +70,8 @@ func readmeSection(t *testing.T, root, heading string) string {
 
 // TestGRPCurlREADME runs the README's grpcurl commands, as written,
 // against the environment: list, describe, a what-if Plan from
-// examples/whatif.json, the watcher's Snapshot and a health check.
+// examples/whatif.json, the watcher's Snapshot and StreamSnapshot and a
+// health check.
 func TestGRPCurlREADME(t *testing.T) {
 	root, err := localenv.RepoRoot()
 	if err != nil {
@@ -99,6 +100,10 @@ func TestGRPCurlREADME(t *testing.T) {
 		if !strings.Contains(string(out), want) {
 			t.Errorf("output lacks %q", want)
 		}
+	}
+	// The snapshot twice: Snapshot, then StreamSnapshot's first part.
+	if n := strings.Count(string(out), `"region": "us-east-1"`); n < 2 {
+		t.Errorf("the watcher's region appears %d times, want 2 (Snapshot and StreamSnapshot)", n)
 	}
 	if t.Failed() {
 		t.Logf("output:\n%s", out)

@@ -317,7 +317,7 @@ func (x *Delta) GetNow() *timestamppb.Timestamp {
 }
 
 // ClusterEvent is one message of the watcher's stream: a full snapshot (first
-// on every stream, and after any gap) or a delta.
+// on every stream, and after any gap; in parts when large) or a delta.
 type ClusterEvent struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Strictly increasing on a stream; a gap means the receiver must ask for a
@@ -329,7 +329,12 @@ type ClusterEvent struct {
 	//	*ClusterEvent_Delta
 	Body isClusterEvent_Body `protobuf_oneof:"body"`
 	// Trace context of the batch (W3C traceparent), for linking spans.
-	Traceparent   string `protobuf:"bytes,4,opt,name=traceparent,proto3" json:"traceparent,omitempty"`
+	Traceparent string `protobuf:"bytes,4,opt,name=traceparent,proto3" json:"traceparent,omitempty"`
+	// The snapshot continues in the next event (the next sequence): a large
+	// snapshot comes in parts, which the receiver merges in order
+	// (proto.Merge appends repeated fields) and applies as one when the part
+	// without more arrives. Only set on snapshots.
+	More          bool `protobuf:"varint,5,opt,name=more,proto3" json:"more,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -403,6 +408,13 @@ func (x *ClusterEvent) GetTraceparent() string {
 	return ""
 }
 
+func (x *ClusterEvent) GetMore() bool {
+	if x != nil {
+		return x.More
+	}
+	return false
+}
+
 type isClusterEvent_Body interface {
 	isClusterEvent_Body()
 }
@@ -443,12 +455,13 @@ const file_flotilla_cluster_v1_events_proto_rawDesc = "" +
 	"\x06object\"l\n" +
 	"\x05Delta\x125\n" +
 	"\achanges\x18\x01 \x03(\v2\x1b.flotilla.cluster.v1.ChangeR\achanges\x12,\n" +
-	"\x03now\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x03now\"\xc5\x01\n" +
+	"\x03now\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x03now\"\xd9\x01\n" +
 	"\fClusterEvent\x12\x1a\n" +
 	"\bsequence\x18\x01 \x01(\x04R\bsequence\x12;\n" +
 	"\bsnapshot\x18\x02 \x01(\v2\x1d.flotilla.cluster.v1.SnapshotH\x00R\bsnapshot\x122\n" +
 	"\x05delta\x18\x03 \x01(\v2\x1a.flotilla.cluster.v1.DeltaH\x00R\x05delta\x12 \n" +
-	"\vtraceparent\x18\x04 \x01(\tR\vtraceparentB\x06\n" +
+	"\vtraceparent\x18\x04 \x01(\tR\vtraceparent\x12\x12\n" +
+	"\x04more\x18\x05 \x01(\bR\x04moreB\x06\n" +
 	"\x04bodyBDZBgithub.com/flotilla-dev/flotilla/gen/flotilla/cluster/v1;clusterv1b\x06proto3"
 
 var (

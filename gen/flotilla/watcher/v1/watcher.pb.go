@@ -131,6 +131,117 @@ func (x *SnapshotResponse) GetStreaming() bool {
 	return false
 }
 
+// StreamSnapshotRequest selects what to return.
+type StreamSnapshotRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Only pending pods (no bound ones) when true.
+	PendingOnly   bool `protobuf:"varint,1,opt,name=pending_only,json=pendingOnly,proto3" json:"pending_only,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StreamSnapshotRequest) Reset() {
+	*x = StreamSnapshotRequest{}
+	mi := &file_flotilla_watcher_v1_watcher_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StreamSnapshotRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StreamSnapshotRequest) ProtoMessage() {}
+
+func (x *StreamSnapshotRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_flotilla_watcher_v1_watcher_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StreamSnapshotRequest.ProtoReflect.Descriptor instead.
+func (*StreamSnapshotRequest) Descriptor() ([]byte, []int) {
+	return file_flotilla_watcher_v1_watcher_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *StreamSnapshotRequest) GetPendingOnly() bool {
+	if x != nil {
+		return x.PendingOnly
+	}
+	return false
+}
+
+// StreamSnapshotResponse is one part of the current picture.
+type StreamSnapshotResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Some of the snapshot's objects, in the snapshot's order; the first part
+	// also carries its region and time.
+	Snapshot *v1.Snapshot `protobuf:"bytes,1,opt,name=snapshot,proto3" json:"snapshot,omitempty"`
+	// Sequence of the last event sent to the planner (first part only).
+	Sequence uint64 `protobuf:"varint,2,opt,name=sequence,proto3" json:"sequence,omitempty"`
+	// Whether a planner stream is connected (first part only).
+	Streaming     bool `protobuf:"varint,3,opt,name=streaming,proto3" json:"streaming,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StreamSnapshotResponse) Reset() {
+	*x = StreamSnapshotResponse{}
+	mi := &file_flotilla_watcher_v1_watcher_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StreamSnapshotResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StreamSnapshotResponse) ProtoMessage() {}
+
+func (x *StreamSnapshotResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_flotilla_watcher_v1_watcher_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StreamSnapshotResponse.ProtoReflect.Descriptor instead.
+func (*StreamSnapshotResponse) Descriptor() ([]byte, []int) {
+	return file_flotilla_watcher_v1_watcher_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *StreamSnapshotResponse) GetSnapshot() *v1.Snapshot {
+	if x != nil {
+		return x.Snapshot
+	}
+	return nil
+}
+
+func (x *StreamSnapshotResponse) GetSequence() uint64 {
+	if x != nil {
+		return x.Sequence
+	}
+	return 0
+}
+
+func (x *StreamSnapshotResponse) GetStreaming() bool {
+	if x != nil {
+		return x.Streaming
+	}
+	return false
+}
+
 var File_flotilla_watcher_v1_watcher_proto protoreflect.FileDescriptor
 
 const file_flotilla_watcher_v1_watcher_proto_rawDesc = "" +
@@ -141,9 +252,16 @@ const file_flotilla_watcher_v1_watcher_proto_rawDesc = "" +
 	"\x10SnapshotResponse\x129\n" +
 	"\bsnapshot\x18\x01 \x01(\v2\x1d.flotilla.cluster.v1.SnapshotR\bsnapshot\x12\x1a\n" +
 	"\bsequence\x18\x02 \x01(\x04R\bsequence\x12\x1c\n" +
-	"\tstreaming\x18\x03 \x01(\bR\tstreaming2b\n" +
+	"\tstreaming\x18\x03 \x01(\bR\tstreaming\":\n" +
+	"\x15StreamSnapshotRequest\x12!\n" +
+	"\fpending_only\x18\x01 \x01(\bR\vpendingOnly\"\x8d\x01\n" +
+	"\x16StreamSnapshotResponse\x129\n" +
+	"\bsnapshot\x18\x01 \x01(\v2\x1d.flotilla.cluster.v1.SnapshotR\bsnapshot\x12\x1a\n" +
+	"\bsequence\x18\x02 \x01(\x04R\bsequence\x12\x1c\n" +
+	"\tstreaming\x18\x03 \x01(\bR\tstreaming2\xcf\x01\n" +
 	"\aWatcher\x12W\n" +
-	"\bSnapshot\x12$.flotilla.watcher.v1.SnapshotRequest\x1a%.flotilla.watcher.v1.SnapshotResponseBDZBgithub.com/flotilla-dev/flotilla/gen/flotilla/watcher/v1;watcherv1b\x06proto3"
+	"\bSnapshot\x12$.flotilla.watcher.v1.SnapshotRequest\x1a%.flotilla.watcher.v1.SnapshotResponse\x12k\n" +
+	"\x0eStreamSnapshot\x12*.flotilla.watcher.v1.StreamSnapshotRequest\x1a+.flotilla.watcher.v1.StreamSnapshotResponse0\x01BDZBgithub.com/flotilla-dev/flotilla/gen/flotilla/watcher/v1;watcherv1b\x06proto3"
 
 var (
 	file_flotilla_watcher_v1_watcher_proto_rawDescOnce sync.Once
@@ -157,21 +275,26 @@ func file_flotilla_watcher_v1_watcher_proto_rawDescGZIP() []byte {
 	return file_flotilla_watcher_v1_watcher_proto_rawDescData
 }
 
-var file_flotilla_watcher_v1_watcher_proto_msgTypes = make([]protoimpl.MessageInfo, 2)
+var file_flotilla_watcher_v1_watcher_proto_msgTypes = make([]protoimpl.MessageInfo, 4)
 var file_flotilla_watcher_v1_watcher_proto_goTypes = []any{
-	(*SnapshotRequest)(nil),  // 0: flotilla.watcher.v1.SnapshotRequest
-	(*SnapshotResponse)(nil), // 1: flotilla.watcher.v1.SnapshotResponse
-	(*v1.Snapshot)(nil),      // 2: flotilla.cluster.v1.Snapshot
+	(*SnapshotRequest)(nil),        // 0: flotilla.watcher.v1.SnapshotRequest
+	(*SnapshotResponse)(nil),       // 1: flotilla.watcher.v1.SnapshotResponse
+	(*StreamSnapshotRequest)(nil),  // 2: flotilla.watcher.v1.StreamSnapshotRequest
+	(*StreamSnapshotResponse)(nil), // 3: flotilla.watcher.v1.StreamSnapshotResponse
+	(*v1.Snapshot)(nil),            // 4: flotilla.cluster.v1.Snapshot
 }
 var file_flotilla_watcher_v1_watcher_proto_depIdxs = []int32{
-	2, // 0: flotilla.watcher.v1.SnapshotResponse.snapshot:type_name -> flotilla.cluster.v1.Snapshot
-	0, // 1: flotilla.watcher.v1.Watcher.Snapshot:input_type -> flotilla.watcher.v1.SnapshotRequest
-	1, // 2: flotilla.watcher.v1.Watcher.Snapshot:output_type -> flotilla.watcher.v1.SnapshotResponse
-	2, // [2:3] is the sub-list for method output_type
-	1, // [1:2] is the sub-list for method input_type
-	1, // [1:1] is the sub-list for extension type_name
-	1, // [1:1] is the sub-list for extension extendee
-	0, // [0:1] is the sub-list for field type_name
+	4, // 0: flotilla.watcher.v1.SnapshotResponse.snapshot:type_name -> flotilla.cluster.v1.Snapshot
+	4, // 1: flotilla.watcher.v1.StreamSnapshotResponse.snapshot:type_name -> flotilla.cluster.v1.Snapshot
+	0, // 2: flotilla.watcher.v1.Watcher.Snapshot:input_type -> flotilla.watcher.v1.SnapshotRequest
+	2, // 3: flotilla.watcher.v1.Watcher.StreamSnapshot:input_type -> flotilla.watcher.v1.StreamSnapshotRequest
+	1, // 4: flotilla.watcher.v1.Watcher.Snapshot:output_type -> flotilla.watcher.v1.SnapshotResponse
+	3, // 5: flotilla.watcher.v1.Watcher.StreamSnapshot:output_type -> flotilla.watcher.v1.StreamSnapshotResponse
+	4, // [4:6] is the sub-list for method output_type
+	2, // [2:4] is the sub-list for method input_type
+	2, // [2:2] is the sub-list for extension type_name
+	2, // [2:2] is the sub-list for extension extendee
+	0, // [0:2] is the sub-list for field type_name
 }
 
 func init() { file_flotilla_watcher_v1_watcher_proto_init() }
@@ -185,7 +308,7 @@ func file_flotilla_watcher_v1_watcher_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_flotilla_watcher_v1_watcher_proto_rawDesc), len(file_flotilla_watcher_v1_watcher_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   2,
+			NumMessages:   4,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -19,7 +19,8 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	Watcher_Snapshot_FullMethodName = "/flotilla.watcher.v1.Watcher/Snapshot"
+	Watcher_Snapshot_FullMethodName       = "/flotilla.watcher.v1.Watcher/Snapshot"
+	Watcher_StreamSnapshot_FullMethodName = "/flotilla.watcher.v1.Watcher/StreamSnapshot"
 )
 
 // WatcherClient is the client API for Watcher service.
@@ -28,8 +29,14 @@ const (
 //
 // Watcher observes the cluster and streams it to the planner.
 type WatcherClient interface {
-	// Snapshot returns what the watcher currently sees.
+	// Snapshot returns what the watcher currently sees. A snapshot larger
+	// than 16 MiB (a cluster of some 40,000 pods) is refused with
+	// RESOURCE_EXHAUSTED: ask for pending pods only, or call StreamSnapshot.
 	Snapshot(ctx context.Context, in *SnapshotRequest, opts ...grpc.CallOption) (*SnapshotResponse, error)
+	// StreamSnapshot returns the same picture as Snapshot, of any size, in
+	// parts of at most 1,000 objects: merging the parts in order
+	// (proto.Merge appends repeated fields) gives the whole snapshot.
+	StreamSnapshot(ctx context.Context, in *StreamSnapshotRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[StreamSnapshotResponse], error)
 }
 
 type watcherClient struct {
@@ -50,14 +57,39 @@ func (c *watcherClient) Snapshot(ctx context.Context, in *SnapshotRequest, opts 
 	return out, nil
 }
 
+func (c *watcherClient) StreamSnapshot(ctx context.Context, in *StreamSnapshotRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[StreamSnapshotResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &Watcher_ServiceDesc.Streams[0], Watcher_StreamSnapshot_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[StreamSnapshotRequest, StreamSnapshotResponse]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Watcher_StreamSnapshotClient = grpc.ServerStreamingClient[StreamSnapshotResponse]
+
 // WatcherServer is the server API for Watcher service.
 // All implementations must embed UnimplementedWatcherServer
 // for forward compatibility.
 //
 // Watcher observes the cluster and streams it to the planner.
 type WatcherServer interface {
-	// Snapshot returns what the watcher currently sees.
+	// Snapshot returns what the watcher currently sees. A snapshot larger
+	// than 16 MiB (a cluster of some 40,000 pods) is refused with
+	// RESOURCE_EXHAUSTED: ask for pending pods only, or call StreamSnapshot.
 	Snapshot(context.Context, *SnapshotRequest) (*SnapshotResponse, error)
+	// StreamSnapshot returns the same picture as Snapshot, of any size, in
+	// parts of at most 1,000 objects: merging the parts in order
+	// (proto.Merge appends repeated fields) gives the whole snapshot.
+	StreamSnapshot(*StreamSnapshotRequest, grpc.ServerStreamingServer[StreamSnapshotResponse]) error
 	mustEmbedUnimplementedWatcherServer()
 }
 
@@ -70,6 +102,9 @@ type UnimplementedWatcherServer struct{}
 
 func (UnimplementedWatcherServer) Snapshot(context.Context, *SnapshotRequest) (*SnapshotResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Snapshot not implemented")
+}
+func (UnimplementedWatcherServer) StreamSnapshot(*StreamSnapshotRequest, grpc.ServerStreamingServer[StreamSnapshotResponse]) error {
+	return status.Error(codes.Unimplemented, "method StreamSnapshot not implemented")
 }
 func (UnimplementedWatcherServer) mustEmbedUnimplementedWatcherServer() {}
 func (UnimplementedWatcherServer) testEmbeddedByValue()                 {}
@@ -110,6 +145,17 @@ func _Watcher_Snapshot_Handler(srv interface{}, ctx context.Context, dec func(in
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Watcher_StreamSnapshot_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(StreamSnapshotRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(WatcherServer).StreamSnapshot(m, &grpc.GenericServerStream[StreamSnapshotRequest, StreamSnapshotResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Watcher_StreamSnapshotServer = grpc.ServerStreamingServer[StreamSnapshotResponse]
+
 // Watcher_ServiceDesc is the grpc.ServiceDesc for Watcher service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -122,6 +168,12 @@ var Watcher_ServiceDesc = grpc.ServiceDesc{
 			Handler:    _Watcher_Snapshot_Handler,
 		},
 	},
-	Streams:  []grpc.StreamDesc{},
+	Streams: []grpc.StreamDesc{
+		{
+			StreamName:    "StreamSnapshot",
+			Handler:       _Watcher_StreamSnapshot_Handler,
+			ServerStreams: true,
+		},
+	},
 	Metadata: "flotilla/watcher/v1/watcher.proto",
 }

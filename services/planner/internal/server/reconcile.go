@@ -12,6 +12,7 @@ import (
 	"go.opentelemetry.io/otel/propagation"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/types/known/timestamppb"
 )
 
@@ -44,6 +45,10 @@ func (p *Planner) Reconcile(stream plannerv1.Planner_ReconcileServer) error {
 	}()
 
 	var st streamState
+	// partial holds the parts of a snapshot received so far, and
+	// partialSeq the sequence of the last.
+	var partial *clusterv1.Snapshot
+	var partialSeq uint64
 	for {
 		ev, ok := <-events
 		if !ok {
@@ -67,8 +72,23 @@ func (p *Planner) Reconcile(stream plannerv1.Planner_ReconcileServer) error {
 		for _, ev := range batch {
 			switch {
 			case ev.GetSnapshot() != nil:
-				st.reset(ev.GetSequence(), ev.GetSnapshot())
+				if partial == nil || ev.GetSequence() != partialSeq+1 {
+					partial = &clusterv1.Snapshot{}
+				}
+				appendPart(partial, ev.GetSnapshot())
+				partialSeq = ev.GetSequence()
+				if ev.GetMore() {
+					continue
+				}
+				st.reset(ev.GetSequence(), partial)
+				partial = nil
 				resync = false
+			case partial != nil:
+				// A snapshot cut short: wait for a whole one.
+				p.logger.Warn("stream_gap", "have", partialSeq, "got", ev.GetSequence(), "in", "snapshot")
+				partial = nil
+				st.synced = false
+				resync = true
 			case st.synced && ev.GetSequence() == st.sequence+1:
 				st.apply(ev.GetSequence(), ev.GetDelta())
 			default:
@@ -81,6 +101,10 @@ func (p *Planner) Reconcile(stream plannerv1.Planner_ReconcileServer) error {
 			if ev.GetTraceparent() != "" {
 				traceparent = ev.GetTraceparent()
 			}
+		}
+		if partial != nil {
+			// The rest of the snapshot answers everything so far.
+			continue
 		}
 		if resync || !st.synced {
 			if err := stream.Send(&plannerv1.ReconcileResponse{AckedSequence: st.sequence, Resync: true}); err != nil {
@@ -131,4 +155,22 @@ func withTraceparent(ctx context.Context, traceparent string) context.Context {
 		return ctx
 	}
 	return otel.GetTextMapPropagator().Extract(ctx, propagation.MapCarrier{"traceparent": traceparent})
+}
+
+// appendPart adds a snapshot part to the parts received before it: the
+// objects of every repeated field after theirs (shared, not copied), and
+// the scalars (which the first part carries).
+func appendPart(dst, part *clusterv1.Snapshot) {
+	d := dst.ProtoReflect()
+	part.ProtoReflect().Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
+		if !fd.IsList() {
+			d.Set(fd, v)
+			return true
+		}
+		list, src := d.Mutable(fd).List(), v.List()
+		for i := range src.Len() {
+			list.Append(src.Get(i))
+		}
+		return true
+	})
 }

@@ -20,6 +20,7 @@ import (
 	plannerv1 "github.com/flotilla-dev/flotilla/gen/flotilla/planner/v1"
 	"github.com/flotilla-dev/flotilla/test/localenv"
 	"google.golang.org/grpc"
+	"google.golang.org/protobuf/proto"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -69,6 +70,8 @@ func (p *fakePlanner) Reconcile(st plannerv1.Planner_ReconcileServer) error {
 	}()
 	pods := map[string]*clusterv1.Pod{}
 	var seq uint64
+	// whole collects a snapshot's parts (only their pods when lean).
+	var whole *clusterv1.Snapshot
 	for {
 		req, err := st.Recv()
 		if err != nil {
@@ -77,17 +80,31 @@ func (p *fakePlanner) Reconcile(st plannerv1.Planner_ReconcileServer) error {
 		ev := req.GetEvent()
 		switch {
 		case ev.GetSnapshot() != nil:
-			pods = map[string]*clusterv1.Pod{}
+			if whole == nil || ev.GetSequence() != seq+1 {
+				whole = &clusterv1.Snapshot{}
+				pods = map[string]*clusterv1.Pod{}
+			}
 			for _, pod := range ev.GetSnapshot().GetPods() {
 				pods[pod.GetNamespace()+"/"+pod.GetName()] = pod
 			}
 			p.mu.Lock()
-			if !p.lean {
-				p.snapshots = append(p.snapshots, ev.GetSnapshot())
+			lean := p.lean
+			p.mu.Unlock()
+			if !lean {
+				proto.Merge(whole, ev.GetSnapshot())
+			}
+			if ev.GetMore() {
+				seq = ev.GetSequence()
+				continue
+			}
+			p.mu.Lock()
+			if !lean {
+				p.snapshots = append(p.snapshots, whole)
 			}
 			p.snapshotAt = append(p.snapshotAt, time.Now())
-			p.snapshotPods = append(p.snapshotPods, len(ev.GetSnapshot().GetPods()))
+			p.snapshotPods = append(p.snapshotPods, len(pods))
 			p.mu.Unlock()
+			whole = nil
 		case ev.GetSequence() == seq+1:
 			n := 0
 			for _, ch := range ev.GetDelta().GetChanges() {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -22,8 +23,10 @@ import (
 	watcherv1 "github.com/flotilla-dev/flotilla/gen/flotilla/watcher/v1"
 	"github.com/flotilla-dev/flotilla/test/localenv"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/status"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -42,7 +45,8 @@ import (
 //     sync, after snapshots, and at the end;
 //   - snapshot build: the time the watcher logs for building the planner's
 //     snapshot, on the first stream and on a reconnect, and the round trip of
-//     the Watcher.Snapshot RPC;
+//     the Watcher.StreamSnapshot RPC (the unary Snapshot refuses a
+//     picture this large);
 //   - CPU: user + system time from /proc/<pid>/stat, idle and while the
 //     cluster changes 100 pods per second for FLOTILLA_LOAD_CHURN (default
 //     1m);
@@ -158,9 +162,14 @@ func TestLoad(t *testing.T) {
 		argv = append(argv, "--pprof-addr="+prof.addr)
 	}
 	start = time.Now()
+	var watcherEnv []string
+	if procs := os.Getenv("FLOTILLA_LOAD_GOMAXPROCS"); procs != "" {
+		watcherEnv = append(watcherEnv, "GOMAXPROCS="+procs)
+	}
 	if err := env.StartProcess(ctx, localenv.Process{
 		Name:         "watcher",
 		Argv:         argv,
+		Env:          watcherEnv,
 		Ready:        healthy(listen, "liveness"),
 		ReadyTimeout: time.Minute,
 	}); err != nil {
@@ -184,27 +193,36 @@ func TestLoad(t *testing.T) {
 	rss, hwm := mem.now(t)
 	r.add("RSS after sync", fmt.Sprintf("%d nodes, %d pods", size.nodes, size.pods), fmt.Sprintf("%s (peak %s)", mib(rss), mib(hwm)), "≤ 300 MiB")
 
-	// The Snapshot RPC: the same build, plus marshalling and the transfer.
+	// The snapshot RPCs: the same build, plus marshalling and the
+	// transfer. The whole picture is too large for one answer.
 	conn, err := grpc.NewClient(listen, grpc.WithTransportCredentials(insecure.NewCredentials()),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(256<<20)))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer conn.Close()
+	watcherClient := watcherv1.NewWatcherClient(conn)
+	unary := "answered"
+	if _, err := watcherClient.Snapshot(ctx, &watcherv1.SnapshotRequest{}); status.Code(err) == codes.ResourceExhausted {
+		unary = "refused: " + status.Convert(err).Message()
+	} else if err != nil {
+		t.Fatalf("unary Snapshot of %d pods: %v, want an answer or ResourceExhausted", size.pods, err)
+	}
+	r.add("unary Snapshot", fmt.Sprintf("%d pods", size.pods), unary, "")
 	var rpc []time.Duration
 	for range 5 {
 		began := time.Now()
-		resp, err := watcherv1.NewWatcherClient(conn).Snapshot(ctx, &watcherv1.SnapshotRequest{})
+		pods, err := streamedPods(ctx, watcherClient)
 		if err != nil {
 			t.Fatal(err)
 		}
 		rpc = append(rpc, time.Since(began))
-		if got := len(resp.GetSnapshot().GetPods()); got < size.pods {
-			t.Fatalf("Snapshot RPC: %d pods, want %d", got, size.pods)
+		if pods < size.pods {
+			t.Fatalf("StreamSnapshot: %d pods, want %d", pods, size.pods)
 		}
 	}
 	slices.Sort(rpc)
-	r.add("Snapshot RPC round trip", fmt.Sprintf("%d pods, median of 5", size.pods), rpc[2].Round(time.Millisecond).String(), "")
+	r.add("StreamSnapshot round trip", fmt.Sprintf("%d pods, median of 5", size.pods), rpc[2].Round(time.Millisecond).String(), "")
 
 	// A planner restart: the watcher reconnects with a new snapshot.
 	plannerSrv.srv.Stop()
@@ -371,6 +389,25 @@ func (m *memoryWatch) max() int64 {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return m.maxSeen
+}
+
+// streamedPods receives a whole StreamSnapshot and counts its pods.
+func streamedPods(ctx context.Context, c watcherv1.WatcherClient) (int, error) {
+	parts, err := c.StreamSnapshot(ctx, &watcherv1.StreamSnapshotRequest{})
+	if err != nil {
+		return 0, err
+	}
+	pods := 0
+	for {
+		part, err := parts.Recv()
+		if err == io.EOF {
+			return pods, nil
+		}
+		if err != nil {
+			return pods, err
+		}
+		pods += len(part.GetSnapshot().GetPods())
+	}
 }
 
 // cpuOver returns the CPU a process used over d, while work (if any) runs,

@@ -29,6 +29,7 @@ import (
 	"github.com/flotilla-dev/flotilla/services/watcher/internal/cluster"
 	"github.com/flotilla-dev/flotilla/services/watcher/internal/leader"
 	"github.com/flotilla-dev/flotilla/services/watcher/internal/metrics"
+	"github.com/flotilla-dev/flotilla/services/watcher/internal/podwire"
 	"github.com/flotilla-dev/flotilla/services/watcher/internal/server"
 	"github.com/flotilla-dev/flotilla/services/watcher/internal/stream"
 	"golang.org/x/sync/errgroup"
@@ -73,6 +74,7 @@ type flags struct {
 	disruptionValid time.Duration
 	initialCatalogW time.Duration
 	memoryLimit     string
+	procs           int
 	endpoints       endpoints
 }
 
@@ -109,6 +111,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&f.logFormat, "log-format", "json", "log format: json or text")
 	fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	fs.DurationVar(&f.shutdownGrace, "shutdown-grace", 10*time.Second, "time in-flight calls get to finish on SIGTERM")
+	fs.IntVar(&f.procs, "procs", defaultProcs,
+		"threads running Go code at once (GOMAXPROCS; 0: the runtime's choice, the container's CPU limit); one costs the least CPU per pod change; GOMAXPROCS, when set, wins")
 	fs.StringVar(&f.memoryLimit, "memory-limit", defaultMemoryLimit,
 		"soft memory limit of the Go runtime (a quantity such as 250Mi; 0: none); the collector works harder as the heap nears it; GOMEMLIMIT, when set, wins")
 	f.endpoints.register(fs)
@@ -134,7 +138,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, err)
 		return 2
 	}
-	logger.Debug("memory_limit", "bytes", memLimit)
+	procs, err := setProcs(f.procs)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 2
+	}
+	logger.Debug("runtime_limits", "memory_bytes", memLimit, "procs", procs)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := serve(ctx, f, logger); err != nil {
@@ -203,7 +212,11 @@ func serve(ctx context.Context, f flags, logger *slog.Logger) error {
 	}
 	defer catalogConn.Close()
 
-	c := cluster.New(cluster.Options{Client: client, Dynamic: dyn, Logger: logger, Region: f.region, NominationTTL: f.nominationTTL})
+	pods, err := podwire.ListWatch(coreCfg, cluster.PodFieldSelector)
+	if err != nil {
+		return err
+	}
+	c := cluster.New(cluster.Options{Client: client, Dynamic: dyn, Pods: pods, Logger: logger, Region: f.region, NominationTTL: f.nominationTTL})
 	events, err := cluster.NewEvents(client, c)
 	if err != nil {
 		return err

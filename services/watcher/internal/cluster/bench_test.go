@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"bytes"
 	"fmt"
 	"log/slog"
 	"runtime"
@@ -11,9 +12,13 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	kruntime "k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/tools/cache"
+
+	"github.com/flotilla-dev/flotilla/services/watcher/internal/podwire"
 )
 
 // benchCluster fills unstarted informer stores with nodes and pods bound to
@@ -256,5 +261,62 @@ func BenchmarkTransformPodUpdate(b *testing.B) {
 		if _, err := transform(p); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// BenchmarkWatchedStatusReport is a kubelet's status report of a cached
+// pod as the informer meets it: the watch event's bytes decoded, then
+// transformed. "full" decodes the whole pod (the client-go decoder);
+// "in-part" is the watcher's (podwire), which compares the trimmed encoding
+// with the cached pod's and decodes nothing more when they are equal.
+func BenchmarkWatchedStatusReport(b *testing.B) {
+	const n = 1000
+	reports := make([][]byte, n)
+	keyed := map[string]*cachedPod{}
+	info, _ := kruntime.SerializerInfoForMediaType(scheme.Codecs.SupportedMediaTypes(), kruntime.ContentTypeProtobuf)
+	enc := scheme.Codecs.EncoderForVersion(info.Serializer, corev1.SchemeGroupVersion)
+	for i := range n {
+		p := benchPod(i, "node-1")
+		var b0 bytes.Buffer
+		if err := enc.Encode(p, &b0); err != nil {
+			b.Fatal(err)
+		}
+		obj, _, err := podwire.Decoder().Decode(b0.Bytes(), nil, nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		o, err := transformPod(obj)
+		if err != nil {
+			b.Fatal(err)
+		}
+		keyed[p.Namespace+"/"+p.Name] = o.(*cachedPod)
+		p.ResourceVersion = "99"
+		p.Status.PodIP = "10.244.0.9"
+		p.Status.Conditions = append(p.Status.Conditions, corev1.PodCondition{Type: corev1.PodReady, Status: corev1.ConditionTrue})
+		var b1 bytes.Buffer
+		if err := enc.Encode(p, &b1); err != nil {
+			b.Fatal(err)
+		}
+		reports[i] = b1.Bytes()
+	}
+	transform := podTransform(func(k string) *cachedPod { return keyed[k] })
+	for _, c := range []struct {
+		name string
+		dec  kruntime.Decoder
+	}{{"full", scheme.Codecs.UniversalDeserializer()}, {"in-part", podwire.Decoder()}} {
+		b.Run(c.name, func(b *testing.B) {
+			b.ReportAllocs()
+			i := 0
+			for b.Loop() {
+				obj, _, err := c.dec.Decode(reports[i%n], nil, nil)
+				i++
+				if err != nil {
+					b.Fatal(err)
+				}
+				if _, err := transform(obj); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }

@@ -22,13 +22,18 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/cache"
 )
 
 // Options configure a Cluster.
 type Options struct {
 	Client  kubernetes.Interface
 	Dynamic dynamic.Interface
-	Logger  *slog.Logger
+	// Pods, when set, lists and watches the pods instead of Client (the
+	// watcher's trims pods before decoding them: podwire.ListWatch). It
+	// must apply PodFieldSelector.
+	Pods   cache.ListerWatcher
+	Logger *slog.Logger
 	// Region is reported in snapshots until the catalogue names one.
 	Region string
 	// NominationTTL is how long a nomination made from a plan waits for its
@@ -83,7 +88,7 @@ func New(opts Options) *Cluster {
 // ctx ends). The informers run until ctx is done. Custom resources whose
 // CRD is not installed are skipped with a warning.
 func (c *Cluster) Start(ctx context.Context) error {
-	inf, err := newInformers(c.opts.Client, c.opts.Dynamic, c.logger)
+	inf, err := newInformers(c.opts.Client, c.opts.Dynamic, c.opts.Pods, c.logger)
 	if err != nil {
 		return err
 	}

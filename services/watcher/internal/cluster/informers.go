@@ -34,6 +34,10 @@ var (
 	gvrProvisioners = v1alpha5.SchemeGroupVersion.WithResource("provisioners")
 )
 
+// PodFieldSelector selects the pods the watcher caches: finished pods take
+// up no room, the API server leaves them out.
+const PodFieldSelector = "status.phase!=Succeeded,status.phase!=Failed"
+
 // Index names.
 const (
 	indexClaim      = "claim"      // pods by "namespace/claim" of their volumes
@@ -54,16 +58,16 @@ type informers struct {
 	nodeClaims, nodePools, nodeClasses, provisioners                   cache.SharedIndexInformer
 }
 
-func newInformers(client kubernetes.Interface, dyn dynamic.Interface, logger *slog.Logger) (*informers, error) {
+func newInformers(client kubernetes.Interface, dyn dynamic.Interface, pods cache.ListerWatcher, logger *slog.Logger) (*informers, error) {
 	f := kubeinformers.NewSharedInformerFactory(client, 0)
 	inf := &informers{factory: f, dyn: dynamicinformer.NewDynamicSharedInformerFactory(dyn, 0)}
 
-	// Finished pods take up no room: the API server leaves them out.
 	inf.pods = f.InformerFor(&corev1.Pod{}, func(c kubernetes.Interface, resync time.Duration) cache.SharedIndexInformer {
+		if pods != nil {
+			return cache.NewSharedIndexInformer(pods, &corev1.Pod{}, resync, podIndexers())
+		}
 		return coreinformers.NewFilteredPodInformer(c, metav1.NamespaceAll, resync, podIndexers(),
-			func(o *metav1.ListOptions) {
-				o.FieldSelector = "status.phase!=Succeeded,status.phase!=Failed"
-			})
+			func(o *metav1.ListOptions) { o.FieldSelector = PodFieldSelector })
 	})
 	inf.nodes = f.Core().V1().Nodes().Informer()
 	inf.daemonSets = f.Apps().V1().DaemonSets().Informer()

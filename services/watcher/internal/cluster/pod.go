@@ -1,8 +1,12 @@
 package cluster
 
 import (
+	"fmt"
+	"hash/maphash"
+
 	"github.com/flotilla-dev/flotilla/api/snapshot"
 	clusterv1 "github.com/flotilla-dev/flotilla/gen/flotilla/cluster/v1"
+	"github.com/flotilla-dev/flotilla/services/watcher/internal/podwire"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -31,6 +35,9 @@ type cachedPod struct {
 	finished        bool
 	// fingerprint of model, computed once.
 	fingerprint uint64
+	// encoding is a hash of the pod's trimmed encoding when it came from a
+	// watch decoded in part (podwire), 0 otherwise.
+	encoding uint64
 	// err is the conversion error of a pod the planner cannot be told
 	// about.
 	err error
@@ -70,7 +77,31 @@ func podTransform(cached func(key string) *cachedPod) cache.TransformFunc {
 		if !ok {
 			return obj, nil
 		}
+		var encoding uint64
+		if enc, ok := podwire.Encoded(p); ok {
+			// Equal encodings are equal pods as far as the planner can
+			// tell (a kubelet's status report, mostly): the cached one
+			// serves at the new version, and the pod is never decoded.
+			encoding = maphash.Bytes(seed, enc) | 1
+			if cached != nil {
+				if old := cached(p.Namespace + "/" + p.Name); old != nil && old.encoding == encoding {
+					cp := *old
+					cp.resourceVersion = p.ResourceVersion
+					return &cp, nil
+				}
+			}
+			full, err := podwire.Decode(p)
+			if err != nil {
+				return &cachedPod{
+					model:           &clusterv1.Pod{Namespace: p.Namespace, Name: p.Name, Uid: string(p.UID)},
+					resourceVersion: p.ResourceVersion,
+					err:             fmt.Errorf("pod %s/%s: decode: %w", p.Namespace, p.Name, err),
+				}, nil
+			}
+			p = full
+		}
 		cp := &cachedPod{
+			encoding:        encoding,
 			resourceVersion: p.ResourceVersion,
 			claims:          snapshot.VolumeClaims(p),
 			finished:        snapshot.Finished(p),

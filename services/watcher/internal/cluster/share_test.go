@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"bytes"
 	"fmt"
 	"reflect"
 	"runtime"
@@ -14,7 +15,11 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	kruntime "k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/kubernetes/scheme"
+
+	"github.com/flotilla-dev/flotilla/services/watcher/internal/podwire"
 )
 
 // replica is pod i of a Deployment whose template carries a bit of
@@ -198,5 +203,56 @@ func TestPodUpdateReusesModel(t *testing.T) {
 	}
 	if first.model.GetLabels()["tier"] != "" {
 		t.Error("the cached model was modified")
+	}
+}
+
+// watched decodes p as the pod informer's watch does: in part.
+func watched(t *testing.T, p *corev1.Pod) *corev1.Pod {
+	t.Helper()
+	info, _ := kruntime.SerializerInfoForMediaType(scheme.Codecs.SupportedMediaTypes(), kruntime.ContentTypeProtobuf)
+	var b bytes.Buffer
+	if err := scheme.Codecs.EncoderForVersion(info.Serializer, corev1.SchemeGroupVersion).Encode(p, &b); err != nil {
+		t.Fatal(err)
+	}
+	obj, _, err := podwire.Decoder().Decode(b.Bytes(), nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return obj.(*corev1.Pod)
+}
+
+// TestWatchedPodUpdatesReuseTheModel: a watched pod, decoded in part,
+// converts to the model a full pod does; a status report that leaves its
+// trimmed encoding as it was serves the cached model at the new version,
+// and a label change makes a new one.
+func TestWatchedPodUpdatesReuseTheModel(t *testing.T) {
+	cache := map[string]*cachedPod{}
+	transform := podTransform(func(k string) *cachedPod { return cache[k] })
+	p := replica(1, map[string]string{"app": "web"})
+	o, err := transform(watched(t, p))
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := o.(*cachedPod)
+	eager, _ := transformPod(p.DeepCopy())
+	if d := cmp.Diff(eager.(*cachedPod).model, first.model, protocmp.Transform()); d != "" || first.err != nil {
+		t.Fatalf("model of the watched pod differs from the full pod's (err %v, -full +watched):\n%s", first.err, d)
+	}
+	cache[p.Namespace+"/"+p.Name] = first
+
+	report := p.DeepCopy()
+	report.ResourceVersion = "8"
+	report.Status.PodIP = "10.244.1.7"
+	report.Status.Conditions = append(report.Status.Conditions, corev1.PodCondition{Type: corev1.PodReady, Status: corev1.ConditionTrue})
+	o, _ = transform(watched(t, report))
+	if got := o.(*cachedPod); got.model != first.model || got.resourceVersion != "8" || got.encoding != first.encoding || got.encoding == 0 {
+		t.Errorf("status report: new model %v (resource version %q), want the cached one at version 8", got.model != first.model, got.resourceVersion)
+	}
+
+	relabelled := p.DeepCopy()
+	relabelled.Labels = map[string]string{"app": "web", "tier": "front"}
+	o, _ = transform(watched(t, relabelled))
+	if got := o.(*cachedPod); got.model == first.model || got.model.GetLabels()["tier"] != "front" {
+		t.Errorf("relabelled pod: model reused or label missing (labels %v)", got.model.GetLabels())
 	}
 }

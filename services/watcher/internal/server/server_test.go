@@ -2,7 +2,10 @@ package server
 
 import (
 	"context"
+	"fmt"
+	"io"
 	"net"
+	"strings"
 	"testing"
 
 	clusterv1 "github.com/flotilla-dev/flotilla/gen/flotilla/cluster/v1"
@@ -13,6 +16,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 	"google.golang.org/grpc/test/bufconn"
+	"google.golang.org/protobuf/proto"
 )
 
 type source struct {
@@ -86,5 +90,56 @@ func TestSnapshot(t *testing.T) {
 	}
 	if diff := cmp.Diff([]string{"pending"}, names); diff != "" || !resp.GetStreaming() || resp.GetSequence() != 42 {
 		t.Errorf("pending only: pods %v streaming %v sequence %d", names, resp.GetStreaming(), resp.GetSequence())
+	}
+}
+
+// TestStreamSnapshot: a snapshot too large for one answer is refused by
+// Snapshot with a pointer to StreamSnapshot, which sends it in parts of at
+// most PartObjects objects that merge back into the whole.
+func TestStreamSnapshot(t *testing.T) {
+	t.Parallel()
+	src := &source{synced: true}
+	for i := range 2*PartObjects + 500 {
+		src.pods = append(src.pods, &clusterv1.Pod{Namespace: "ns", Name: fmt.Sprintf("pod-%05d", i), Uid: strings.Repeat("u", 36)})
+	}
+	w := New(src, func() Stream { return stream{} })
+	w.maxUnary = 64 << 10
+	client := dial(t, w)
+	ctx := t.Context()
+
+	_, err := client.Snapshot(ctx, &watcherv1.SnapshotRequest{})
+	if status.Code(err) != codes.ResourceExhausted || !strings.Contains(err.Error(), "StreamSnapshot") {
+		t.Fatalf("Snapshot of %d pods: %v, want ResourceExhausted naming StreamSnapshot", len(src.pods), err)
+	}
+
+	parts, err := client.StreamSnapshot(ctx, &watcherv1.StreamSnapshotRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	whole := &clusterv1.Snapshot{}
+	n := 0
+	for {
+		part, err := parts.Recv()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if objects := len(part.GetSnapshot().GetPods()); objects > PartObjects {
+			t.Errorf("part %d holds %d objects, want at most %d", n, objects, PartObjects)
+		}
+		if first := n == 0; (part.GetSequence() == 42 && part.GetStreaming()) != first {
+			t.Errorf("part %d: sequence %d streaming %v; want 42 and true on the first part only", n, part.GetSequence(), part.GetStreaming())
+		}
+		proto.Merge(whole, part.GetSnapshot())
+		n++
+	}
+	if n != 3 {
+		t.Errorf("%d parts, want 3", n)
+	}
+	if want := src.Current(false); !proto.Equal(whole, want) {
+		t.Errorf("merged parts hold %d pods (region %q), want the snapshot's %d (region %q) in order",
+			len(whole.GetPods()), whole.GetRegion(), len(want.GetPods()), want.GetRegion())
 	}
 }

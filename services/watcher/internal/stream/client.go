@@ -22,6 +22,7 @@ import (
 
 	clusterv1 "github.com/flotilla-dev/flotilla/gen/flotilla/cluster/v1"
 	plannerv1 "github.com/flotilla-dev/flotilla/gen/flotilla/planner/v1"
+	"github.com/flotilla-dev/flotilla/services/watcher/internal/parts"
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/propagation"
@@ -274,11 +275,7 @@ func (c *Client) session(ctx context.Context) (healthy bool, err error) {
 	}
 	rearm()
 	sendSnapshot := func() error {
-		seq, err := c.send(ctx, st, func(ev *clusterv1.ClusterEvent) int {
-			snap := c.src.Snapshot()
-			ev.Body = &clusterv1.ClusterEvent_Snapshot{Snapshot: snap}
-			return len(snap.GetPods()) + len(snap.GetNodes()) + len(snap.GetNodeClaims())
-		})
+		seq, err := c.sendSnapshot(ctx, st)
 		if err != nil {
 			return err
 		}
@@ -324,7 +321,9 @@ func (c *Client) session(ctx context.Context) (healthy bool, err error) {
 					}
 				}
 			}
-			if p := r.GetPlan(); p != nil {
+			// A plan for a state before the whole snapshot arrived (from
+			// a planner that applied a part as the whole) is not acted on.
+			if p := r.GetPlan(); p != nil && (snapshotSeq == 0 || p.GetSequence() >= snapshotSeq) {
 				c.plans.Handle(c.traceContext(planCtx, p.GetSequence()), p)
 			}
 			if at := r.GetRecheckAt(); at != nil && (recheckAt.IsZero() || at.AsTime().Before(recheckAt)) {
@@ -408,14 +407,37 @@ func (c *Client) send(ctx context.Context, st plannerv1.Planner_ReconcileClient,
 	if err := st.Send(&plannerv1.ReconcileRequest{Event: ev}); err != nil {
 		return 0, fmt.Errorf("send %s %d: %w", kindName, seq, err)
 	}
-	if kindName == "snapshot" {
-		// Rare and, at 100,000 pods, the costliest thing the watcher does:
-		// worth a line with its timings.
-		c.opts.Logger.Info("snapshot_sent", "sequence", seq, "objects", n, "build", built.String(),
-			"send", (time.Since(began) - built).String())
-	} else {
-		c.opts.Logger.Debug("event_sent", "kind", kindName, "sequence", seq, "objects", n, "build", built.String())
+	c.opts.Logger.Debug("event_sent", "kind", kindName, "sequence", seq, "objects", n, "build", built.String())
+	return seq, nil
+}
+
+// sendSnapshot sends a snapshot in parts of at most parts.Objects objects
+// (one event each, more set on all but the last): one part at a time is
+// marshalled, and flow control holds the next back while the planner
+// reads. It returns the sequence of the last part, which the planner's
+// acknowledgement of the whole names.
+func (c *Client) sendSnapshot(ctx context.Context, st plannerv1.Planner_ReconcileClient) (uint64, error) {
+	began := time.Now()
+	snap := c.src.Snapshot()
+	built := time.Since(began)
+	split := parts.Split(snap, parts.Objects)
+	var seq uint64
+	for i, part := range split {
+		more := i < len(split)-1
+		s, err := c.send(ctx, st, func(ev *clusterv1.ClusterEvent) int {
+			ev.Body = &clusterv1.ClusterEvent_Snapshot{Snapshot: part}
+			ev.More = more
+			return parts.Count(part)
+		})
+		if err != nil {
+			return 0, err
+		}
+		seq = s
 	}
+	// Rare and, at 100,000 pods, the costliest thing the watcher does:
+	// worth a line with its timings.
+	c.opts.Logger.Info("snapshot_sent", "sequence", seq, "objects", parts.Count(snap), "parts", len(split),
+		"build", built.String(), "send", (time.Since(began) - built).String())
 	return seq, nil
 }
 

@@ -13,9 +13,11 @@ import (
 
 	clusterv1 "github.com/flotilla-dev/flotilla/gen/flotilla/cluster/v1"
 	plannerv1 "github.com/flotilla-dev/flotilla/gen/flotilla/planner/v1"
+	"github.com/flotilla-dev/flotilla/services/watcher/internal/parts"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/test/bufconn"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 )
 
@@ -107,6 +109,11 @@ type planner struct {
 	// recheckIn, when set, asks (once, on the next answer) to be asked
 	// again this long from now.
 	recheckIn time.Duration
+	// snapshots are the whole snapshots applied, parts merged.
+	snapshots []*clusterv1.Snapshot
+	// partsAsWholes answers every snapshot part as a whole snapshot, with
+	// the plan, as a planner that does not know parts would.
+	partsAsWholes bool
 }
 
 func newPlanner() *planner {
@@ -119,6 +126,7 @@ func (p *planner) Reconcile(st plannerv1.Planner_ReconcileServer) error {
 	p.mu.Unlock()
 	var last uint64
 	synced := false
+	var partial *clusterv1.Snapshot
 	for {
 		req, err := st.Recv()
 		if errors.Is(err, io.EOF) {
@@ -144,10 +152,29 @@ func (p *planner) Reconcile(st plannerv1.Planner_ReconcileServer) error {
 				return st.Context().Err()
 			}
 		}
+		p.mu.Lock()
+		asWholes := p.partsAsWholes
+		p.mu.Unlock()
 		resp := &plannerv1.ReconcileResponse{}
 		switch {
-		case ev.GetSnapshot() != nil:
+		case ev.GetSnapshot() != nil && asWholes:
 			synced, last = true, ev.GetSequence()
+			if plan != nil {
+				resp.Plan = &clusterv1.Plan{Id: plan.GetId(), Sequence: last}
+			}
+		case ev.GetSnapshot() != nil:
+			if partial == nil || ev.GetSequence() != last+1 {
+				partial = &clusterv1.Snapshot{}
+			}
+			proto.Merge(partial, ev.GetSnapshot())
+			last = ev.GetSequence()
+			if ev.GetMore() {
+				continue
+			}
+			p.mu.Lock()
+			p.snapshots = append(p.snapshots, partial)
+			p.mu.Unlock()
+			partial, synced = nil, true
 		case synced && !resync && ev.GetSequence() == last+1:
 			last = ev.GetSequence()
 			if plan != nil {
@@ -585,4 +612,84 @@ func TestRecheckAtRequest(t *testing.T) {
 		}
 	}
 	h.planner.quiet(t, 300*time.Millisecond)
+}
+
+// TestLargeSnapshotComesInParts: a snapshot of more than parts.Objects
+// objects reaches the planner in parts (more on all but the last, in
+// sequence) that merge into the whole; the stream is up once the last is
+// acknowledged, and a plan answering a part before the last is not acted
+// on.
+func TestLargeSnapshotComesInParts(t *testing.T) {
+	t.Parallel()
+	h := start(t, Options{IdleWindow: 10 * time.Millisecond})
+	h.planner.next(t) // the first, empty snapshot
+	h.waitStreaming(t, true)
+	h.planner.mu.Lock()
+	h.planner.resyncNext = true
+	h.planner.mu.Unlock()
+	for i := range 2*parts.Objects + 500 {
+		h.src.set(fmt.Sprintf("pod-%05d", i), "1")
+	}
+	var events []*clusterv1.ClusterEvent
+	for len(events) == 0 || events[len(events)-1].GetMore() {
+		ev := h.planner.next(t)
+		if ev.GetSnapshot() != nil {
+			events = append(events, ev)
+		}
+	}
+	if len(events) != 3 {
+		t.Fatalf("snapshot in %d parts, want 3", len(events))
+	}
+	for i, ev := range events {
+		if i > 0 && ev.GetSequence() != events[i-1].GetSequence()+1 {
+			t.Errorf("part %d has sequence %d after %d", i, ev.GetSequence(), events[i-1].GetSequence())
+		}
+		if n := len(ev.GetSnapshot().GetPods()); n > parts.Objects {
+			t.Errorf("part %d holds %d pods, want at most %d", i, n, parts.Objects)
+		}
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		h.planner.mu.Lock()
+		n := len(h.planner.snapshots)
+		var whole *clusterv1.Snapshot
+		if n > 0 {
+			whole = h.planner.snapshots[n-1]
+		}
+		h.planner.mu.Unlock()
+		if len(whole.GetPods()) == 2*parts.Objects+500 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the planner applied no whole snapshot of %d pods (last: %d pods)", 2*parts.Objects+500, len(whole.GetPods()))
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+
+	// A planner that takes each part for the whole and plans on it: only
+	// its plan for the last part is acted on.
+	h.planner.mu.Lock()
+	h.planner.partsAsWholes = true
+	h.planner.plan = &clusterv1.Plan{Id: "p"}
+	h.planner.resyncNext = true
+	h.planner.mu.Unlock()
+	h.src.set("pod-00000", "2")
+	events = events[:0]
+	for len(events) == 0 || events[len(events)-1].GetMore() {
+		if ev := h.planner.next(t); ev.GetSnapshot() != nil {
+			events = append(events, ev)
+		}
+	}
+	last := fmt.Sprintf("p@%d", events[len(events)-1].GetSequence())
+	for !slices.Contains(h.plans.got(), last) {
+		if time.Now().After(deadline.Add(5 * time.Second)) {
+			t.Fatalf("plans handed on: %v, want %s", h.plans.got(), last)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	for _, ev := range events[:len(events)-1] {
+		if early := fmt.Sprintf("p@%d", ev.GetSequence()); slices.Contains(h.plans.got(), early) {
+			t.Errorf("plan %s for a part before the last was acted on", early)
+		}
+	}
 }
