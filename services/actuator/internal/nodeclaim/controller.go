@@ -16,6 +16,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
@@ -80,6 +81,11 @@ type Controller struct {
 	// createMu serialises creation so concurrent plans never pass a
 	// NodePool limit together.
 	createMu sync.Mutex
+
+	// held holds back, until the time given, the next launch attempt of
+	// a claim whose last one failed (by uid).
+	heldMu sync.Mutex
+	held   map[types.UID]time.Time
 
 	queue      workqueue.TypedRateLimitingInterface[string]
 	claims     cache.SharedIndexInformer

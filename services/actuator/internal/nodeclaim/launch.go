@@ -13,6 +13,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
+	"k8s.io/apimachinery/pkg/types"
 
 	awsv1 "github.com/flotilla-dev/flotilla/api/aws/v1"
 	karpv1 "github.com/flotilla-dev/flotilla/api/karpenter/v1"
@@ -52,6 +53,11 @@ func (c *Controller) launch(ctx context.Context, claim *karpv1.NodeClaim) (time.
 			msg += ": " + cond.Message
 		}
 		return c.expire(ctx, claim, karpv1.ConditionTypeLaunched, ReasonLaunchTimeout, msg)
+	}
+	if wait := c.launchHeld(claim.UID); wait > 0 {
+		// The last attempt failed a moment ago; the update that recorded
+		// it is what woke the claim.
+		return wait, nil
 	}
 	class, err := c.nodeClass(ctx, claim.Spec.NodeClassRef.Name)
 	if isNotFound(err) {
@@ -132,9 +138,49 @@ func (c *Controller) launchOn(ctx context.Context, claim *karpv1.NodeClaim, clas
 	return 0, c.recordLaunch(ctx, claim, class, inst, types[inst.Type])
 }
 
+// launchRetry is the pause after a failed launch attempt.
+const launchRetry = 15 * time.Second
+
+// launchHeld returns how long the claim's next launch attempt waits (0:
+// none).
+func (c *Controller) launchHeld(uid types.UID) time.Duration {
+	c.heldMu.Lock()
+	defer c.heldMu.Unlock()
+	until, ok := c.held[uid]
+	if !ok {
+		return 0
+	}
+	wait := until.Sub(c.opts.Now())
+	if wait <= 0 {
+		delete(c.held, uid)
+		return 0
+	}
+	return wait
+}
+
+// holdLaunch holds the claim's next launch attempt back for launchRetry;
+// release lets it go (the claim launched or is gone).
+func (c *Controller) holdLaunch(uid types.UID) {
+	c.heldMu.Lock()
+	defer c.heldMu.Unlock()
+	if c.held == nil {
+		c.held = map[types.UID]time.Time{}
+	}
+	c.held[uid] = c.opts.Now().Add(launchRetry)
+}
+
+func (c *Controller) releaseLaunch(uid types.UID) {
+	c.heldMu.Lock()
+	defer c.heldMu.Unlock()
+	delete(c.held, uid)
+}
+
 // launchFailed records why the claim is not launched yet and tries again
-// shortly (the launch timeout ends it).
+// after launchRetry (the launch timeout ends it). Events on the claim in
+// the meantime (the status update just made, first of all) do not bring
+// the attempt forward: EC2 failing is not asked again at once.
 func (c *Controller) launchFailed(ctx context.Context, claim *karpv1.NodeClaim, reason, message string) (time.Duration, error) {
+	c.holdLaunch(claim.UID)
 	// An AWS error names a new request each time; written into the
 	// condition it would change the status on every attempt, and the
 	// update would requeue the claim at once instead of after the pause.
@@ -147,7 +193,7 @@ func (c *Controller) launchFailed(ctx context.Context, claim *karpv1.NodeClaim, 
 			return 0, err
 		}
 	}
-	return 15 * time.Second, nil
+	return launchRetry, nil
 }
 
 // requestIDs matches the request id in an AWS SDK error message

@@ -121,6 +121,7 @@ func (c *Controller) finalize(ctx context.Context, claim *karpv1.NodeClaim) (tim
 	if reason := claim.Annotations[annotationDisruptionReason]; reason != "" {
 		metrics.NodeClaimsDisrupted.WithLabelValues(reason, pool).Inc()
 	}
+	c.releaseLaunch(claim.UID)
 	c.log.InfoContext(ctx, "nodeclaim_terminated", "nodeclaim", claim.Name, "node", claim.Status.NodeName)
 	return 0, nil
 }
