@@ -114,6 +114,7 @@ soak: controlplane build ## soak: $(SOAK_DURATION) of random scale-ups and -down
 .PHONY: bench
 bench: ## solver and watcher benchmarks (figures in bench.txt; compare runs with benchstat)
 	cd services/planner && go test -run '^$$' -bench . -benchmem -count 6 ./... | tee $(ROOT)/bench.txt
+	cd services/watcher && go test -run '^$$' -bench . -benchmem -count 6 ./internal/... | tee -a $(ROOT)/bench.txt
 
 .PHONY: load-watcher
 load-watcher: controlplane ## watcher load test: 5,000 nodes and 100,000 pods in a local apiserver; memory, snapshot, CPU, burst latency (20-60 min)
