@@ -162,9 +162,6 @@ func (p *Provider) Launch(ctx context.Context, req *LaunchRequest) (*Instance, e
 			}
 			continue
 		}
-		if err != nil && staleCodes[errorCode(err)] {
-			err = fmt.Errorf("%w: %w", ErrStaleResolution, err)
-		}
 		if err != nil || inst != nil {
 			return inst, err
 		}
@@ -388,6 +385,9 @@ func (p *Provider) createFleet(ctx context.Context, req *LaunchRequest, batch []
 		if !IsCapacityErrorCode(code) {
 			if uncertainOutcome(err) {
 				return nil, nil, fmt.Errorf("launch %s: create fleet: %w: %w", req.NodeClaim, errOutcomeUnknown, err)
+			}
+			if staleCodes[code] {
+				return nil, nil, fmt.Errorf("%w: launch %s: create fleet: %w", ErrStaleResolution, req.NodeClaim, err)
 			}
 			return nil, nil, fmt.Errorf("launch %s: create fleet: %w", req.NodeClaim, err)
 		}

@@ -81,8 +81,7 @@ func (c *Controller) launch(ctx context.Context, claim *karpv1.NodeClaim) (time.
 		// A subnet, security group or image the class resolved to is gone
 		// (deleted, or the account rebuilt): resolve the class again now,
 		// not at the end of the cache's minute, and try once more.
-		c.resolver.Forget(class.Name)
-		c.resolver.Refresh()
+		c.resolver.Refresh(class.Name)
 		if fresh {
 			return c.launchFailed(ctx, claim, ReasonLaunchFailed, err.Error())
 		}

@@ -199,10 +199,12 @@ func (r *Resolver) Forget(name string) {
 	delete(r.cache, name)
 }
 
-// Refresh asks RunStatus to resolve every node class and update its status
-// now rather than at the next interval (a launch found a resolved id gone).
-// It does not wait.
-func (r *Resolver) Refresh() {
+// Refresh drops a node class's cached resolution, so the next Resolve
+// looks again, and asks RunStatus to resolve every node class and update
+// its status now rather than at the next interval (a launch found a
+// resolved id gone). It does not wait.
+func (r *Resolver) Refresh(name string) {
+	r.Forget(name)
 	select {
 	case r.refresh <- struct{}{}:
 	default:

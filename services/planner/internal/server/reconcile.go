@@ -8,11 +8,11 @@ import (
 
 	clusterv1 "github.com/flotilla-dev/flotilla/gen/flotilla/cluster/v1"
 	plannerv1 "github.com/flotilla-dev/flotilla/gen/flotilla/planner/v1"
+	"github.com/flotilla-dev/flotilla/services/internal/parts"
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/propagation"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
-	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/types/known/timestamppb"
 )
 
@@ -75,7 +75,7 @@ func (p *Planner) Reconcile(stream plannerv1.Planner_ReconcileServer) error {
 				if partial == nil || ev.GetSequence() != partialSeq+1 {
 					partial = &clusterv1.Snapshot{}
 				}
-				appendPart(partial, ev.GetSnapshot())
+				parts.Append(partial, ev.GetSnapshot())
 				partialSeq = ev.GetSequence()
 				if ev.GetMore() {
 					continue
@@ -155,22 +155,4 @@ func withTraceparent(ctx context.Context, traceparent string) context.Context {
 		return ctx
 	}
 	return otel.GetTextMapPropagator().Extract(ctx, propagation.MapCarrier{"traceparent": traceparent})
-}
-
-// appendPart adds a snapshot part to the parts received before it: the
-// objects of every repeated field after theirs (shared, not copied), and
-// the scalars (which the first part carries).
-func appendPart(dst, part *clusterv1.Snapshot) {
-	d := dst.ProtoReflect()
-	part.ProtoReflect().Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
-		if !fd.IsList() {
-			d.Set(fd, v)
-			return true
-		}
-		list, src := d.Mutable(fd).List(), v.List()
-		for i := range src.Len() {
-			list.Append(src.Get(i))
-		}
-		return true
-	})
 }

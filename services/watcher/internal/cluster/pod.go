@@ -77,26 +77,26 @@ func podTransform(cached func(key string) *cachedPod) cache.TransformFunc {
 		if !ok {
 			return obj, nil
 		}
+		key := p.Namespace + "/" + p.Name
+		var old *cachedPod
+		if cached != nil {
+			old = cached(key)
+		}
 		var encoding uint64
 		if enc, ok := podwire.Encoded(p); ok {
 			// Equal encodings are equal pods as far as the planner can
 			// tell (a kubelet's status report, mostly): the cached one
 			// serves at the new version, and the pod is never decoded.
 			encoding = maphash.Bytes(seed, enc) | 1
-			if cached != nil {
-				if old := cached(p.Namespace + "/" + p.Name); old != nil && old.encoding == encoding {
-					cp := *old
-					cp.resourceVersion = p.ResourceVersion
-					return &cp, nil
-				}
+			if old != nil && old.encoding == encoding {
+				cp := *old
+				cp.resourceVersion = p.ResourceVersion
+				return &cp, nil
 			}
 			full, err := podwire.Decode(p)
 			if err != nil {
-				return &cachedPod{
-					model:           &clusterv1.Pod{Namespace: p.Namespace, Name: p.Name, Uid: string(p.UID)},
-					resourceVersion: p.ResourceVersion,
-					err:             fmt.Errorf("pod %s/%s: decode: %w", p.Namespace, p.Name, err),
-				}, nil
+				return &cachedPod{model: nameOnly(p), resourceVersion: p.ResourceVersion,
+					err: fmt.Errorf("pod %s: decode: %w", key, err)}, nil
 			}
 			p = full
 		}
@@ -108,21 +108,25 @@ func podTransform(cached func(key string) *cachedPod) cache.TransformFunc {
 		}
 		cp.model, cp.err = snapshot.Pod(p, snapshot.Lookup{})
 		if cp.err != nil {
-			cp.model = &clusterv1.Pod{Namespace: p.Namespace, Name: p.Name, Uid: string(p.UID)}
+			cp.model = nameOnly(p)
 			return cp, nil
 		}
 		// The fingerprint is the same before and after sharing: sharing
 		// swaps parts for equal ones.
 		cp.fingerprint = fingerprint(cp.model)
-		if cached != nil {
-			if old := cached(p.Namespace + "/" + p.Name); old != nil && old.err == nil && old.fingerprint == cp.fingerprint {
-				cp.model, cp.labels, cp.spec = old.model, old.labels, old.spec
-				return cp, nil
-			}
+		if old != nil && old.err == nil && old.fingerprint == cp.fingerprint {
+			cp.model, cp.labels, cp.spec = old.model, old.labels, old.spec
+			return cp, nil
 		}
 		cp.labels, cp.spec = share(cp.model)
 		return cp, nil
 	}
+}
+
+// nameOnly is the model of a pod the planner cannot be told about: its
+// namespace, name and uid.
+func nameOnly(p *corev1.Pod) *clusterv1.Pod {
+	return &clusterv1.Pod{Namespace: p.Namespace, Name: p.Name, Uid: string(p.UID)}
 }
 
 // key is the pod's "namespace/name".

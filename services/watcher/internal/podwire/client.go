@@ -83,19 +83,21 @@ var protobufPrefix = []byte{0x6b, 0x38, 0x73, 0x00}
 var buffers = sync.Pool{New: func() any { return new([]byte) }}
 
 func (d trimmingDecoder) Decode(data []byte, defaults *schema.GroupVersionKind, into runtime.Object) (runtime.Object, *schema.GroupVersionKind, error) {
-	if into == nil {
+	e, parsed := parseEnvelope(data)
+	if parsed && into == nil && string(e.kind) == "Pod" {
 		// A watch event's pod: decoded when its content is needed.
-		if e, ok := parseEnvelope(data); ok && string(e.kind) == "Pod" {
-			if p, ok := deferPod(e.raw); ok {
-				gvk := corev1.SchemeGroupVersion.WithKind("Pod")
-				return p, &gvk, nil
-			}
+		if p, ok := deferPod(e.raw); ok {
+			gvk := corev1.SchemeGroupVersion.WithKind("Pod")
+			return p, &gvk, nil
 		}
 	}
 	buf := buffers.Get().(*[]byte)
-	trimmed, ok := trimObject((*buf)[:0], data)
-	if ok {
-		data = trimmed
+	var trimmed []byte
+	ok := false
+	if parsed {
+		if trimmed, ok = trimObject((*buf)[:0], e); ok {
+			data = trimmed
+		}
 	}
 	obj, gvk, err := d.Serializer.Decode(data, defaults, into)
 	if ok && cap(trimmed) <= maxPooled {
@@ -144,14 +146,10 @@ func parseEnvelope(data []byte) (envelope, bool) {
 	return e, e.rawAt >= 0
 }
 
-// trimObject appends to dst the object in data with a pod or pod list in
+// trimObject appends to dst the object e holds with a pod or pod list in
 // it trimmed. It reports false, and leaves the object to the serializer as
 // it is, for any other kind and for bytes it cannot read.
-func trimObject(dst, data []byte) ([]byte, bool) {
-	e, ok := parseEnvelope(data)
-	if !ok {
-		return nil, false
-	}
+func trimObject(dst []byte, e envelope) ([]byte, bool) {
 	var m *message
 	switch string(e.kind) {
 	case "Pod":

@@ -20,12 +20,9 @@ import (
 // leaves the process.
 const encodedAnnotation = "podwire.flotilla.dev/encoded"
 
-// objectMetaUnversioned is objectMeta without the resource version, which
-// changes with every update.
-var objectMetaUnversioned = &message{drop: set(4, 6 /* resourceVersion */, 14, 17), entries: objectMeta.entries}
-
-// podUnversioned is pod with objectMetaUnversioned.
-var podUnversioned = &message{nested: map[protowire.Number]*message{1: objectMetaUnversioned, 2: podSpec, 3: podStatus}}
+// podUnversioned is pod without the resource version (metadata field 6),
+// which changes with every update.
+var podUnversioned = pod.nesting(1, objectMeta.dropping(6))
 
 // deferPod returns the pod in raw decoded in part. It reports false for a
 // pod without a name (the bookmark that ends a watch's initial events is

@@ -14,6 +14,7 @@ package podwire
 import (
 	"errors"
 	"fmt"
+	"maps"
 
 	"google.golang.org/protobuf/encoding/protowire"
 
@@ -72,6 +73,22 @@ var (
 	pod     = &message{nested: map[protowire.Number]*message{1: objectMeta, 2: podSpec, 3: podStatus}}
 	podList = &message{nested: map[protowire.Number]*message{2: pod}}
 )
+
+// dropping returns m dropping field n as well.
+func (m *message) dropping(n protowire.Number) *message {
+	c := *m
+	c.drop = maps.Clone(m.drop)
+	c.drop[n] = true
+	return &c
+}
+
+// nesting returns m with field n's messages trimmed as sub says.
+func (m *message) nesting(n protowire.Number, sub *message) *message {
+	c := *m
+	c.nested = maps.Clone(m.nested)
+	c.nested[n] = sub
+	return &c
+}
 
 // keptAnnotation says which annotations are kept: the one the planner
 // reads, and the one that marks the end of a watch's initial events (on

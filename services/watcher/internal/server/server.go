@@ -7,7 +7,7 @@ import (
 
 	clusterv1 "github.com/flotilla-dev/flotilla/gen/flotilla/cluster/v1"
 	watcherv1 "github.com/flotilla-dev/flotilla/gen/flotilla/watcher/v1"
-	"github.com/flotilla-dev/flotilla/services/watcher/internal/parts"
+	"github.com/flotilla-dev/flotilla/services/internal/parts"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -81,15 +81,12 @@ func (w *Watcher) StreamSnapshot(req *watcherv1.StreamSnapshotRequest, out grpc.
 	if !w.src.Synced() {
 		return status.Error(codes.Unavailable, "informer caches are not synced yet")
 	}
-	first := &watcherv1.StreamSnapshotResponse{}
-	if s := w.stream(); s != nil {
-		first.Sequence = s.Sequence()
-		first.Streaming = s.Streaming()
-	}
 	for i, part := range parts.Split(w.src.Current(req.GetPendingOnly()), PartObjects) {
 		resp := &watcherv1.StreamSnapshotResponse{Snapshot: part}
 		if i == 0 {
-			resp.Sequence, resp.Streaming = first.Sequence, first.Streaming
+			if s := w.stream(); s != nil {
+				resp.Sequence, resp.Streaming = s.Sequence(), s.Streaming()
+			}
 		}
 		if err := out.Send(resp); err != nil {
 			return err

@@ -22,7 +22,7 @@ import (
 
 	clusterv1 "github.com/flotilla-dev/flotilla/gen/flotilla/cluster/v1"
 	plannerv1 "github.com/flotilla-dev/flotilla/gen/flotilla/planner/v1"
-	"github.com/flotilla-dev/flotilla/services/watcher/internal/parts"
+	"github.com/flotilla-dev/flotilla/services/internal/parts"
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/propagation"
@@ -422,12 +422,15 @@ func (c *Client) sendSnapshot(ctx context.Context, st plannerv1.Planner_Reconcil
 	built := time.Since(began)
 	split := parts.Split(snap, parts.Objects)
 	var seq uint64
+	objects := 0
 	for i, part := range split {
 		more := i < len(split)-1
 		s, err := c.send(ctx, st, func(ev *clusterv1.ClusterEvent) int {
 			ev.Body = &clusterv1.ClusterEvent_Snapshot{Snapshot: part}
 			ev.More = more
-			return parts.Count(part)
+			n := parts.Count(part)
+			objects += n
+			return n
 		})
 		if err != nil {
 			return 0, err
@@ -436,7 +439,7 @@ func (c *Client) sendSnapshot(ctx context.Context, st plannerv1.Planner_Reconcil
 	}
 	// Rare and, at 100,000 pods, the costliest thing the watcher does:
 	// worth a line with its timings.
-	c.opts.Logger.Info("snapshot_sent", "sequence", seq, "objects", parts.Count(snap), "parts", len(split),
+	c.opts.Logger.Info("snapshot_sent", "sequence", seq, "objects", objects, "parts", len(split),
 		"build", built.String(), "send", (time.Since(began) - built).String())
 	return seq, nil
 }

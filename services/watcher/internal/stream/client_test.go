@@ -13,7 +13,7 @@ import (
 
 	clusterv1 "github.com/flotilla-dev/flotilla/gen/flotilla/cluster/v1"
 	plannerv1 "github.com/flotilla-dev/flotilla/gen/flotilla/planner/v1"
-	"github.com/flotilla-dev/flotilla/services/watcher/internal/parts"
+	"github.com/flotilla-dev/flotilla/services/internal/parts"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/test/bufconn"

@@ -1,7 +1,8 @@
-// Package parts splits a snapshot into parts that merge back into it, so a
-// large one is marshalled and sent a part at a time: a 100,000-pod
-// snapshot takes some 60 MiB marshalled whole, a part of 1,000 objects
-// half a megabyte.
+// Package parts splits a snapshot into parts and puts them back together,
+// so a large one is marshalled and sent a part at a time (the watcher's
+// stream to the planner, its StreamSnapshot): a 100,000-pod snapshot
+// takes some 60 MiB marshalled whole, a part of 1,000 objects half a
+// megabyte.
 package parts
 
 import (
@@ -50,4 +51,22 @@ func Count(s *clusterv1.Snapshot) int {
 		return true
 	})
 	return n
+}
+
+// Append adds a part to the parts received before it (dst): the objects of
+// every repeated field after theirs (shared, not copied, unlike
+// proto.Merge), and the scalars, which the first part carries.
+func Append(dst, part *clusterv1.Snapshot) {
+	d := dst.ProtoReflect()
+	part.ProtoReflect().Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
+		if !fd.IsList() {
+			d.Set(fd, v)
+			return true
+		}
+		list, src := d.Mutable(fd).List(), v.List()
+		for i := range src.Len() {
+			list.Append(src.Get(i))
+		}
+		return true
+	})
 }
